@@ -1,0 +1,129 @@
+"""The ``zoom-connector`` command: one entry point, a subcommand per job.
+
+Each subcommand imports what it needs when it runs, so ``zoom-connector validate`` does not pay for
+importing Faust. Settings are read once here and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from connector.errors import ConnectorError
+from connector.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _cmd_source(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.source.server import serve
+
+    return serve(settings)
+
+
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.streams.worker import run_worker
+
+    return run_worker(settings)
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.runner import run_all
+
+    return run_all(settings)
+
+
+def _cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.kafka import local_broker
+
+    return local_broker.main(args.action)
+
+
+def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.avro import generator
+
+    if args.action == "generate":
+        return generator.generate_command()
+    return generator.check_command()
+
+
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.avro.validate import validate_command
+
+    return validate_command(args.file, args.event, settings)
+
+
+def _cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.kafka.admin import create_topics_command
+
+    return create_topics_command(settings)
+
+
+def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.source.sender import send_command
+
+    return send_command(settings, file=args.file, example=args.example, url=args.url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoom-connector",
+        description="Zoom contact-center webhooks into Kafka as typed Avro topics.",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ... [LOG_LEVEL]")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("source", help="run the HTTP webhook receiver").set_defaults(handler=_cmd_source)
+    sub.add_parser("worker", help="run the Faust worker").set_defaults(handler=_cmd_worker)
+    sub.add_parser(
+        "run", help="source and worker together (starts the local broker when none is configured)"
+    ).set_defaults(handler=_cmd_run)
+
+    kafka = sub.add_parser("kafka", help="a local single-node Apache Kafka broker (KRaft)")
+    kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.set_defaults(handler=_cmd_kafka)
+
+    schemas = sub.add_parser("schemas", help="generate or check schemas/avro/*.avsc from specs/")
+    schemas.add_argument("action", choices=["generate", "check"])
+    schemas.set_defaults(handler=_cmd_schemas)
+
+    validate = sub.add_parser("validate", help="check one webhook body against its Avro schema")
+    validate.add_argument("file", nargs="?", default="-", help="a JSON file, or - for stdin")
+    validate.add_argument("--event", default=None, help="validate as this event type")
+    validate.set_defaults(handler=_cmd_validate)
+
+    topics = sub.add_parser("topics", help="create every topic the connector uses")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(handler=_cmd_topics)
+
+    send = sub.add_parser("send", help="sign a webhook body as Zoom does and POST it to a source")
+    what = send.add_mutually_exclusive_group(required=True)
+    what.add_argument("file", nargs="?", default=None, help="a JSON file, or - for stdin")
+    what.add_argument("--example", default=None, metavar="EVENT", help="send the spec's example")
+    send.add_argument("--url", default=None, help="the source's URL [http://localhost:SOURCE_PORT]")
+    send.set_defaults(handler=_cmd_send)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=(args.log_level or settings.log_level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except ConnectorError as exc:
+        print(f"zoom-connector: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

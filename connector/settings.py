@@ -1,0 +1,105 @@
+"""Configuration, read once from the environment into one :class:`Settings` object.
+
+The CLI builds a ``Settings`` at start-up and passes it down; no module reads the environment at
+import time. Secrets are ``SecretStr`` so they never appear in ``repr``, logs or error messages.
+Variable names are the ones fixed in the project's interface (``KAFKA_BOOTSTRAP_SERVERS``,
+``ZOOM_WEBHOOK_SECRET_TOKEN``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_BOOTSTRAP = "localhost:9092"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class Settings(BaseSettings):
+    """Everything the connector can be told, with the interface's defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Kafka cluster. ``None`` means "not set": ``run`` then starts the local broker; other
+    # commands use ``localhost:9092`` (see :attr:`bootstrap_servers`).
+    kafka_bootstrap_servers: str | None = None
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: str | None = None
+    kafka_ssl_certificate_location: str | None = None
+    kafka_ssl_key_location: str | None = None
+
+    # Optional Confluent-compatible schema registry.
+    schema_registry_url: str | None = None
+    schema_registry_basic_auth_user_info: SecretStr | None = None
+
+    # Zoom app secret token(s): a comma-separated list is accepted (rotation, several apps).
+    zoom_webhook_secret_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    topic_prefix: str = "zoom"
+
+    # HTTP source.
+    source_host: str = "0.0.0.0"
+    source_port: int = 8080
+    source_replay_window_seconds: int = 300
+    source_max_body_bytes: int = 1_048_576
+    source_produce_timeout_seconds: float = 2.5
+    source_max_in_flight: int = 1000
+    source_access_log: bool = False
+
+    # Faust worker.
+    worker_web_port: int = 6066
+    worker_id: str = "zoom-connector"
+    worker_data_dir: str | None = None
+
+    # Topic creation.
+    topic_partitions: int = 6
+    topic_replication_factor: int = 1
+    raw_retention_ms: int = 7 * 24 * 3600 * 1000
+    typed_retention_ms: int = 7 * 24 * 3600 * 1000
+    dlq_retention_ms: int = 30 * 24 * 3600 * 1000
+
+    log_level: str = "INFO"
+
+    @field_validator("zoom_webhook_secret_token", mode="before")
+    @classmethod
+    def _split_secrets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The cluster to talk to: the configured one, else the local default."""
+        return self.kafka_bootstrap_servers or DEFAULT_BOOTSTRAP
+
+    def secret_tokens(self) -> list[bytes]:
+        """The Zoom secret tokens as bytes, ready for HMAC."""
+        return [s.get_secret_value().encode() for s in self.zoom_webhook_secret_token]
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings for the cluster, security included."""
+        config: dict[str, str] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol.lower(),
+        }
+        if self.kafka_sasl_mechanism:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username is not None:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        if self.kafka_ssl_certificate_location:
+            config["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+        if self.kafka_ssl_key_location:
+            config["ssl.key.location"] = self.kafka_ssl_key_location
+        return config
