@@ -1,0 +1,19 @@
+"""Zoom's webhook specs: loading the OpenAPI documents in ``specs/`` into a catalog of event types."""
+
+from connector.spec.catalog import (
+    SpecError,
+    UnknownEventTypeError,
+    WebhookCatalog,
+    WebhookEvent,
+    load_catalog,
+    load_catalog_from,
+)
+
+__all__ = [
+    "SpecError",
+    "UnknownEventTypeError",
+    "WebhookCatalog",
+    "WebhookEvent",
+    "load_catalog",
+    "load_catalog_from",
+]
