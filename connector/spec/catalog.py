@@ -102,6 +102,8 @@ class WebhookCatalog:
 def _summary(description: str) -> str:
     """The first plain paragraph of an operation's markdown description."""
     for paragraph in description.split("\n\n"):
+        if paragraph.lstrip().startswith("**Event type**"):
+            continue
         lines = [line for line in paragraph.splitlines() if not line.startswith("#")]
         text = " ".join(line.strip() for line in lines).strip()
         if text:
