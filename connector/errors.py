@@ -1,8 +1,8 @@
 """The connector's one exception root.
 
-Every error the connector raises on purpose is a :class:`ConnectorError`. Foreign errors (fastavro,
-confluent-kafka, OS errors) are re-raised at the module boundary as one of these, ``from`` the original,
-so callers handle one family and the dead-letter topic can say why.
+Every error the connector raises on purpose is a :class:`ConnectorError`. Foreign errors
+(fastavro, confluent-kafka, OS errors) are re-raised at the module boundary as one of these,
+``from`` the original, so callers handle one family and the dead-letter topic can say why.
 """
 
 from __future__ import annotations

@@ -8,11 +8,10 @@ Variable names are the ones fixed in the project's interface (``KAFKA_BOOTSTRAP_
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 

@@ -24,5 +24,5 @@ class TopicNames:
         return f"{self.prefix}.agent_scores"
 
     def typed(self, event_type: str) -> str:
-        """The typed topic of one event type, e.g. ``zoom.quality_management.evaluation_completed``."""
+        """The typed topic of an event type: ``zoom.quality_management.evaluation_completed``."""
         return f"{self.prefix}.{event_type}"

@@ -65,12 +65,25 @@ class _EventSchema:
     convert: Callable[[Any], dict[str, Any]]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_event(body: bytes) -> dict[str, Any]:
-    """A webhook body as a JSON object, or :class:`EventValidationError`."""
+    """A webhook body as a JSON object, or :class:`EventValidationError`.
+
+    orjson parses; when it refuses, the standard library gets a second look, because orjson
+    rejects some valid JSON (integers beyond 64 bits), which must reach the schema check and fail
+    there with a path (``out_of_range``) rather than be called invalid JSON. ``NaN`` and
+    ``Infinity`` stay invalid.
+    """
     try:
         event = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise EventValidationError("$", Reason.INVALID_JSON, f"not valid JSON: {exc}") from None
+        try:
+            event = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise EventValidationError("$", Reason.INVALID_JSON, f"not valid JSON: {exc}") from None
     if not isinstance(event, dict):
         raise EventValidationError("$", Reason.NOT_AN_OBJECT, "the body is not a JSON object")
     return event
@@ -140,7 +153,9 @@ class EventCodec:
         try:
             fastavro.schemaless_writer(buffer, self._lookup(event_type).parsed, datum, strict=True)
         except UnicodeEncodeError as exc:
-            raise EventValidationError("$", Reason.INVALID_STRING, f"not encodable: {exc}") from None
+            raise EventValidationError(
+                "$", Reason.INVALID_STRING, f"not encodable: {exc}"
+            ) from None
         return self.framing.frame(event_type, buffer.getvalue())
 
     def encode(self, body: bytes, event_type: str | None = None) -> tuple[str, bytes]:
@@ -157,4 +172,6 @@ class EventCodec:
             )
         except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
             raise CodecError(Reason.MALFORMED_RECORD, f"cannot read Avro body: {exc}") from exc
+        if not isinstance(datum, dict):
+            raise CodecError(Reason.MALFORMED_RECORD, "the Avro body is not a record")
         return event_type, datum

@@ -143,7 +143,9 @@ class _Compiler:
             return None
         raise _wrong("null", value)
 
-    def _full_name(self, schema: Mapping[str, Any], namespace: str | None) -> tuple[str, str | None]:
+    def _full_name(
+        self, schema: Mapping[str, Any], namespace: str | None
+    ) -> tuple[str, str | None]:
         name: str = schema["name"]
         if "." in name:
             return name, name.rsplit(".", 1)[0]
@@ -202,7 +204,7 @@ class _Compiler:
         def convert(value: Any) -> Any:
             if type(value) is not dict:
                 raise _Invalid(Reason.NOT_AN_OBJECT, f"expected object, got {_type_name(value)}")
-            datum = {}
+            datum: dict[str, Any] = {}
             for name, field_convert, optional in fields:
                 field_value = value.get(name)
                 if field_value is None:
@@ -210,20 +212,22 @@ class _Compiler:
                         datum[name] = None
                         continue
                     if name not in value:
-                        exc = _Invalid(Reason.MISSING_REQUIRED_FIELD, "required field is missing")
-                        exc.segments.append(f".{name}")
-                        raise exc
+                        missing = _Invalid(
+                            Reason.MISSING_REQUIRED_FIELD, "required field is missing"
+                        )
+                        missing.segments.append(f".{name}")
+                        raise missing
                 try:
                     datum[name] = field_convert(field_value)
                 except _Invalid as exc:
                     exc.segments.append(f".{name}")
                     raise
-            if strict and len(value) > len(names) - sum(1 for n in names if n not in value):
+            if strict:
                 for key in value:
                     if key not in names:
-                        exc = _Invalid(Reason.UNEXPECTED_FIELD, "field is not in the schema")
-                        exc.segments.append(f".{key}")
-                        raise exc
+                        extra = _Invalid(Reason.UNEXPECTED_FIELD, "field is not in the schema")
+                        extra.segments.append(f".{key}")
+                        raise extra
             return datum
 
         self.named[full] = convert

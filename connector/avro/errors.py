@@ -1,7 +1,8 @@
 """Why an event does not fit its schema: a JSON path and a machine-readable reason.
 
-The dead-letter topic copies :attr:`EventValidationError.reason` and :attr:`EventValidationError.path`
-into record headers, so a consumer of dead letters can group and replay them without parsing prose.
+The dead-letter topic copies :attr:`EventValidationError.reason` and
+:attr:`EventValidationError.path` into record headers, so a consumer of dead letters can group
+and replay them without parsing prose.
 """
 
 from __future__ import annotations

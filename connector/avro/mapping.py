@@ -17,13 +17,13 @@ The rules (the README repeats them):
 * Integer fields holding epoch milliseconds (``event_ts`` and every ``*_time``) become
   ``{"type": "long", "logicalType": "timestamp-millis"}``. ``*_time`` strings (ISO 8601, such as
   ``start_time``) stay strings: they are not epoch numbers.
-* ``enum`` becomes an Avro ``enum`` named by its path, with the spec's symbols in the spec's order
-  followed by the sentinel ``UNKNOWN``, which is also the enum's ``default``. The writer never writes
-  ``UNKNOWN`` for a real value: an unknown symbol is a validation error and the event goes to the
-  dead-letter topic with its raw bytes (nothing lost). When Zoom adds a symbol, the spec and schema
-  are updated (the new symbol goes before ``UNKNOWN``) and the dead letters are replayed; consumers
-  still on the old schema read the new symbol as ``UNKNOWN`` through Avro's enum default instead of
-  failing.
+* ``enum`` becomes an Avro ``enum`` named by its path, with the spec's symbols in the spec's
+  order followed by the sentinel ``UNKNOWN``, which is also the enum's ``default``. The codec never
+  maps an unknown value to ``UNKNOWN``: an unknown symbol is a validation error and the event goes
+  to the dead-letter topic with its raw bytes (nothing lost). When Zoom adds a symbol, the spec and
+  schema are updated (the new symbol goes before ``UNKNOWN``) and the dead letters are replayed;
+  consumers still on the old schema read the new symbol as ``UNKNOWN`` through Avro's enum default
+  instead of failing.
 * ``array`` becomes an Avro ``array`` of its ``items``' mapping.
 * ``description`` becomes ``doc``.
 * ``additionalProperties: false`` is kept as the record attribute
@@ -85,7 +85,9 @@ class _Mapper:
             raise self.fail(path, f"{name!r} is not a valid Avro name")
         return name
 
-    def type_of(self, schema: Mapping[str, Any], path: str, name_path: str, field: str) -> AvroSchema:
+    def type_of(
+        self, schema: Mapping[str, Any], path: str, name_path: str, field: str
+    ) -> AvroSchema:
         for keyword in _UNSUPPORTED_KEYWORDS:
             if keyword in schema:
                 raise self.fail(path, f"'{keyword}' is not supported by the mapping rules")
@@ -110,7 +112,10 @@ class _Mapper:
             items = schema.get("items")
             if not isinstance(items, Mapping):
                 raise self.fail(path, "array without an 'items' schema")
-            return {"type": "array", "items": self.type_of(items, f"{path}[]", f"{name_path}Item", field)}
+            return {
+                "type": "array",
+                "items": self.type_of(items, f"{path}[]", f"{name_path}Item", field),
+            }
         if json_type == "string":
             return "string"
         if json_type == "boolean":
@@ -133,7 +138,9 @@ class _Mapper:
         for field_name, field_schema in properties.items():
             field_path = f"{path}.{field_name}"
             self.check_name(field_name, field_path)
-            avro_type = self.type_of(field_schema, field_path, name + pascal_case(field_name), field_name)
+            avro_type = self.type_of(
+                field_schema, field_path, name + pascal_case(field_name), field_name
+            )
             field: dict[str, Any] = {"name": field_name}
             if field_schema.get("description"):
                 field["doc"] = field_schema["description"]
@@ -160,7 +167,9 @@ def event_record_name(event_type: str) -> str:
     return pascal_case(event_type.split(".", 1)[1])
 
 
-def avro_schema_for(event_type: str, json_schema: Mapping[str, Any], summary: str = "") -> dict[str, Any]:
+def avro_schema_for(
+    event_type: str, json_schema: Mapping[str, Any], summary: str = ""
+) -> dict[str, Any]:
     """The Avro record schema of one event type, from its request body's JSON Schema."""
     mapper = _Mapper(event_type)
     if json_schema.get("type") != "object":

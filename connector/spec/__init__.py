@@ -1,4 +1,4 @@
-"""Zoom's webhook specs: loading the OpenAPI documents in ``specs/`` into a catalog of event types."""
+"""Zoom's webhook specs: the OpenAPI documents in ``specs/`` as a catalog of event types."""
 
 from connector.spec.catalog import (
     SpecError,

@@ -3,9 +3,9 @@
 The spec files are the one source of truth for event fields: the Avro generator, the codec's
 examples and ``zoom-connector send --example`` all read them through :func:`load_catalog`.
 
-Each spec file holds a ``webhooks`` section; every webhook operation is one event type, named by its
-key (``quality_management.evaluation_completed``). Its request body's JSON Schema describes the event,
-and its ``json-example`` is Zoom's published example body.
+Each spec file holds a ``webhooks`` section; every webhook operation is one event type, named by
+its key (``quality_management.evaluation_completed``). Its request body's JSON Schema describes
+the event, and its ``json-example`` is Zoom's published example body.
 """
 
 from __future__ import annotations
