@@ -1,0 +1,37 @@
+# The two quick-start commands are `make run` and `make test`; both set themselves up.
+# Everything lives in a local virtualenv (.venv); the Kafka jars are cached outside the repo.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint check clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+		|| { echo "zoom-kafka-connector needs Python 3.11+ (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## run the connector: local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), source and worker
+run: $(STAMP)
+	$(BIN)/zoom-connector run
+
+## run every test; the Kafka tests find or start a real broker
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## lint, format and types, plus the generated-schema drift check
+check: $(STAMP)
+	$(BIN)/zoom-connector schemas check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
