@@ -14,18 +14,15 @@ REPO_DIR = PACKAGE_DIR.parent
 _DATA_DIR = PACKAGE_DIR / "_data"
 
 
-def _first_existing(*candidates: Path) -> Path:
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return candidates[0]
+def _in_checkout() -> bool:
+    return (REPO_DIR / "pyproject.toml").is_file() and (REPO_DIR / "specs").is_dir()
 
 
 def specs_dir() -> Path:
     """The folder of OpenAPI webhook specs, the one source of truth for event fields."""
-    return _first_existing(REPO_DIR / "specs", _DATA_DIR / "specs")
+    return REPO_DIR / "specs" if _in_checkout() else _DATA_DIR / "specs"
 
 
 def avro_schemas_dir() -> Path:
     """The folder of generated, committed ``.avsc`` files."""
-    return _first_existing(REPO_DIR / "schemas" / "avro", _DATA_DIR / "schemas" / "avro")
+    return REPO_DIR / "schemas" / "avro" if _in_checkout() else _DATA_DIR / "schemas" / "avro"
