@@ -1,0 +1,317 @@
+"""A Kafka producer for asyncio that reports a write only once the cluster has durably stored it.
+
+:class:`KafkaDurableProducer` wraps confluent-kafka's ``Producer`` (librdkafka) configured as an
+idempotent producer with ``acks=all``. Each :meth:`~KafkaDurableProducer.send` hands the record to
+librdkafka and awaits an asyncio future that the delivery callback resolves, through
+``loop.call_soon_threadsafe``, from a background thread that calls ``poll()``. Many requests share
+the producer concurrently; librdkafka batches them (``linger.ms``).
+
+Deadline: ``send`` waits at most ``delivery_timeout`` seconds, and librdkafka is told to give up on
+the message after the same time (``message.timeout.ms`` = ``request.timeout.ms`` = the deadline).
+librdkafka checks message timeouts about once a second and cannot take back a request already on
+the wire, so a message whose ``send`` timed out may *rarely* still be stored a moment later. The
+source then answered 503, Zoom retries, and the raw topic holds the event twice: harmless, since the
+pipeline deduplicates by event. The reverse never happens: ``send`` returns only after the broker
+acknowledged the write to all in-sync replicas.
+
+Errors are :class:`ProduceError` subclasses with a machine-readable :attr:`ProduceError.reason`.
+Unit tests substitute anything satisfying the :class:`DurableProducer` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from connector.errors import ConnectorError
+from connector.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Headers = Sequence[tuple[str, bytes]]
+
+_POLL_INTERVAL_SECONDS: Final = 0.1
+_METADATA_TIMEOUT_SECONDS: Final = 1.0
+_READINESS_TTL_SECONDS: Final = 2.0
+# Room for the record headers on top of the largest body the source accepts.
+_RECORD_OVERHEAD_BYTES: Final = 64 * 1024
+
+
+class ProduceError(ConnectorError):
+    """A record was not (or not known to be) stored; :attr:`reason` is machine-readable."""
+
+    reason = "kafka_error"
+
+
+class ProduceTimeout(ProduceError):
+    """The cluster did not acknowledge the record within the deadline."""
+
+    reason = "kafka_timeout"
+
+
+class ProducerQueueFull(ProduceError):
+    """librdkafka's local queue is full: the cluster is slower than the incoming webhooks."""
+
+    reason = "kafka_queue_full"
+
+
+class DeliveryFailed(ProduceError):
+    """librdkafka or the broker reported an error for the record."""
+
+    reason = "kafka_error"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Where the cluster stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class DurableProducer(Protocol):
+    """What the HTTP source needs from a producer; the app starts and closes it."""
+
+    async def start(self) -> None: ...
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
+        """Store one record; return once acknowledged, or raise :class:`ProduceError`."""
+        ...
+
+    async def is_ready(self) -> bool:
+        """Whether the cluster is reachable now (may be cached for a moment)."""
+        ...
+
+    async def close(self) -> None:
+        """Deliver what is pending (bounded by the deadline), then release the client."""
+        ...
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings for the source: the cluster's, plus durability and the deadline."""
+    deadline_ms = max(1, round(settings.source_produce_timeout_seconds * 1000))
+    return {
+        **settings.kafka_client_config(),
+        "client.id": "zoom-connector-source",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": deadline_ms,
+        "request.timeout.ms": deadline_ms,
+        "message.max.bytes": settings.source_max_body_bytes + _RECORD_OVERHEAD_BYTES,
+        # Find a broker that came back quickly (librdkafka's default backs off up to 10 s).
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class KafkaClient(Protocol):
+    """The part of confluent-kafka's ``Producer`` used here (a seam for unit tests)."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes,
+        *,
+        headers: list[tuple[str, str | bytes]],
+        on_delivery: DeliveryCallback,
+    ) -> None: ...
+
+    def poll(self, timeout: float | None = None) -> int: ...
+
+    def flush(self, timeout: float | None = None) -> int: ...
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any: ...
+
+
+def _confluent_client(config: dict[str, Any]) -> KafkaClient:
+    return Producer(
+        {**config, "error_cb": _log_client_error},
+        logger=logging.getLogger("connector.source.librdkafka"),
+    )
+
+
+class KafkaDurableProducer:
+    """:class:`DurableProducer` on confluent-kafka, driven from the running asyncio loop."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        delivery_timeout: float,
+        client_factory: Callable[[dict[str, Any]], KafkaClient] = _confluent_client,
+    ) -> None:
+        self._config = config
+        self._delivery_timeout = delivery_timeout
+        self._client_factory = client_factory
+        self._producer: KafkaClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._ready_lock = asyncio.Lock()
+        self._ready_checked_at = -_READINESS_TTL_SECONDS
+        self._ready = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KafkaDurableProducer:
+        return cls(
+            producer_config(settings), delivery_timeout=settings.source_produce_timeout_seconds
+        )
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._producer = self._client_factory(self._config)
+        except KafkaException as exc:
+            raise ProduceError(f"cannot create the Kafka producer: {exc}") from exc
+        self._stop.clear()
+        self._poller = threading.Thread(
+            target=self._poll_forever, args=(self._producer,), name="kafka-source-poll", daemon=True
+        )
+        self._poller.start()
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
+        producer, loop = self._started()
+        future: asyncio.Future[DeliveryReport] = loop.create_future()
+        wire_headers: list[tuple[str, str | bytes]] = list(headers)
+        try:
+            producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=wire_headers,
+                on_delivery=partial(self._on_delivery, loop, future),
+            )
+        except BufferError as exc:
+            raise ProducerQueueFull("the producer's local queue is full") from exc
+        except KafkaException as exc:
+            raise DeliveryFailed(f"Kafka refused the record: {exc.args[0]}") from exc
+        try:
+            # On timeout wait_for cancels the future; a late delivery report then finds it done.
+            return await asyncio.wait_for(future, self._delivery_timeout)
+        except TimeoutError as exc:
+            raise ProduceTimeout(f"not acknowledged within {self._delivery_timeout:g} s") from exc
+
+    async def is_ready(self) -> bool:
+        producer, _ = self._started()
+        async with self._ready_lock:
+            now = time.monotonic()
+            if now - self._ready_checked_at >= _READINESS_TTL_SECONDS:
+                try:
+                    await asyncio.to_thread(producer.list_topics, timeout=_METADATA_TIMEOUT_SECONDS)
+                    self._ready = True
+                except KafkaException as exc:
+                    log.warning("kafka readiness check failed error=%s", exc.args[0])
+                    self._ready = False
+                self._ready_checked_at = time.monotonic()
+            return self._ready
+
+    async def close(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        self._stop.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join)
+        # flush() serves the remaining delivery callbacks itself; message.timeout.ms bounds it.
+        pending = await asyncio.to_thread(producer.flush, self._delivery_timeout + 2.0)
+        if pending:
+            log.warning("kafka producer closed with undelivered records count=%d", pending)
+        self._producer = None
+        self._poller = None
+
+    def _started(self) -> tuple[KafkaClient, asyncio.AbstractEventLoop]:
+        if self._producer is None or self._loop is None:
+            raise ProduceError("the producer is not started")
+        return self._producer, self._loop
+
+    def _poll_forever(self, producer: KafkaClient) -> None:
+        while not self._stop.is_set():
+            producer.poll(_POLL_INTERVAL_SECONDS)
+
+    @staticmethod
+    def _on_delivery(
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[DeliveryReport],
+        error: KafkaError | None,
+        message: Message,
+    ) -> None:
+        # Runs on the poll thread (or in flush()); hand the outcome to the loop's thread.
+        if error is not None:
+            outcome: DeliveryReport | ProduceError = DeliveryFailed(
+                f"delivery failed: {error.name()}: {error.str()}"
+            )
+        else:
+            outcome = DeliveryReport(
+                topic=message.topic() or "",
+                partition=_int_or(message.partition(), -1),
+                offset=_int_or(message.offset(), -1),
+            )
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, future, outcome)
+
+
+def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | ProduceError) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, ProduceError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _int_or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _log_client_error(error: KafkaError) -> None:
+    level = logging.ERROR if error.fatal() else logging.WARNING
+    log.log(
+        level, "kafka client error code=%s fatal=%s %s", error.name(), error.fatal(), error.str()
+    )
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record as :class:`MemoryProducer` kept it."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class MemoryProducer:
+    """:class:`DurableProducer` that keeps records in a list: for tests, benchmarks and demos."""
+
+    def __init__(self) -> None:
+        self.records: list[StoredRecord] = []
+        self.ready = True
+        self.started = False
+        self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
+        self.records.append(StoredRecord(topic, key, value, tuple(headers)))
+        return DeliveryReport(topic=topic, partition=0, offset=len(self.records) - 1)
+
+    async def is_ready(self) -> bool:
+        return self.ready
+
+    async def close(self) -> None:
+        self.closed = True
