@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -166,7 +166,12 @@ class WebhookReceiver:
             facts.reason = f"{exc.reason} ({exc})"
             return _error(503, "Kafka cannot store the webhook now, retry later", exc.reason)
         self.metrics.stored.inc()
-        stored = {"status": "stored", **asdict(report)}
+        stored = {
+            "status": "stored",
+            "topic": report.topic,
+            "partition": report.partition,
+            "offset": report.offset,
+        }
         return web.Response(body=orjson.dumps(stored), content_type="application/json")
 
     async def _read_body(self, request: web.Request, facts: _RequestFacts) -> bytes | None:
