@@ -138,14 +138,37 @@ class KafkaClient(Protocol):
 
 
 def _confluent_client(config: dict[str, Any]) -> KafkaClient:
-    return Producer(
-        {**config, "error_cb": _log_client_error},
-        logger=logging.getLogger("connector.source.librdkafka"),
-    )
+    return Producer(config, logger=logging.getLogger("connector.source.librdkafka"))
+
+
+class _PolledClient:
+    """One librdkafka client and the thread that serves its callbacks (``poll()``)."""
+
+    def __init__(self, client: KafkaClient) -> None:
+        self.client = client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kafka-source-poll", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.client.poll(_POLL_INTERVAL_SECONDS)
+
+    def close(self, timeout: float) -> int:
+        """Stop polling, then deliver what is pending within ``timeout``; blocking."""
+        self._stop.set()
+        self._thread.join()
+        # flush() serves the remaining delivery callbacks itself.
+        return self.client.flush(timeout)
 
 
 class KafkaDurableProducer:
-    """:class:`DurableProducer` on confluent-kafka, driven from the running asyncio loop."""
+    """:class:`DurableProducer` on confluent-kafka, driven from the running asyncio loop.
+
+    A fatal librdkafka error (rare for an idempotent producer: the broker lost track of its
+    sequence numbers) leaves a client unusable; the next :meth:`send` then replaces it with a new
+    one, so the source recovers without a restart.
+    """
 
     def __init__(
         self,
@@ -157,10 +180,10 @@ class KafkaDurableProducer:
         self._config = config
         self._delivery_timeout = delivery_timeout
         self._client_factory = client_factory
-        self._producer: KafkaClient | None = None
+        self._current: _PolledClient | None = None
+        self._retiring: set[asyncio.Future[int]] = set()
+        self._fatal_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
         self._ready_lock = asyncio.Lock()
         self._ready_checked_at = -_READINESS_TTL_SECONDS
         self._ready = False
@@ -173,22 +196,21 @@ class KafkaDurableProducer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._current = self._new_client()
+
+    def _new_client(self) -> _PolledClient:
         try:
-            self._producer = self._client_factory(self._config)
+            client = self._client_factory({**self._config, "error_cb": self._on_client_error})
         except KafkaException as exc:
-            raise ProduceError(f"cannot create the Kafka producer: {exc}") from exc
-        self._stop.clear()
-        self._poller = threading.Thread(
-            target=self._poll_forever, args=(self._producer,), name="kafka-source-poll", daemon=True
-        )
-        self._poller.start()
+            raise ProduceError(f"cannot create the Kafka producer: {exc.args[0]}") from exc
+        return _PolledClient(client)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
-        producer, loop = self._started()
+        client, loop = self._started()
         future: asyncio.Future[DeliveryReport] = loop.create_future()
         wire_headers: list[tuple[str, str | bytes]] = list(headers)
         try:
-            producer.produce(
+            client.produce(
                 topic,
                 value=value,
                 key=key,
@@ -206,12 +228,12 @@ class KafkaDurableProducer:
             raise ProduceTimeout(f"not acknowledged within {self._delivery_timeout:g} s") from exc
 
     async def is_ready(self) -> bool:
-        producer, _ = self._started()
+        client, _ = self._started()
         async with self._ready_lock:
             now = time.monotonic()
             if now - self._ready_checked_at >= _READINESS_TTL_SECONDS:
                 try:
-                    await asyncio.to_thread(producer.list_topics, timeout=_METADATA_TIMEOUT_SECONDS)
+                    await asyncio.to_thread(client.list_topics, timeout=_METADATA_TIMEOUT_SECONDS)
                     self._ready = True
                 except KafkaException as exc:
                     log.warning("kafka readiness check failed error=%s", exc.args[0])
@@ -220,27 +242,41 @@ class KafkaDurableProducer:
             return self._ready
 
     async def close(self) -> None:
-        producer = self._producer
-        if producer is None:
-            return
-        self._stop.set()
-        if self._poller is not None:
-            await asyncio.to_thread(self._poller.join)
-        # flush() serves the remaining delivery callbacks itself; message.timeout.ms bounds it.
-        pending = await asyncio.to_thread(producer.flush, self._delivery_timeout + 2.0)
-        if pending:
-            log.warning("kafka producer closed with undelivered records count=%d", pending)
-        self._producer = None
-        self._poller = None
+        current, self._current = self._current, None
+        if current is not None:
+            pending = await asyncio.to_thread(current.close, self._delivery_timeout + 2.0)
+            if pending:
+                log.warning("kafka producer closed with undelivered records count=%d", pending)
+        if self._retiring:
+            await asyncio.gather(*self._retiring)
 
     def _started(self) -> tuple[KafkaClient, asyncio.AbstractEventLoop]:
-        if self._producer is None or self._loop is None:
+        if self._current is None or self._loop is None:
             raise ProduceError("the producer is not started")
-        return self._producer, self._loop
+        if self._fatal_error is not None:
+            self._replace_client()
+        assert self._current is not None
+        return self._current.client, self._loop
 
-    def _poll_forever(self, producer: KafkaClient) -> None:
-        while not self._stop.is_set():
-            producer.poll(_POLL_INTERVAL_SECONDS)
+    def _replace_client(self) -> None:
+        log.error("kafka producer replaced after a fatal error error=%s", self._fatal_error)
+        self._fatal_error = None
+        old, self._current = self._current, self._new_client()
+        if old is not None and self._loop is not None:
+            # The old client fails its pending records (their senders get 503); off the loop.
+            retiring = self._loop.run_in_executor(None, old.close, 1.0)
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        # Runs on a poll thread. librdkafka retries transport errors itself; its own log says so.
+        if error.fatal():
+            log.error("kafka client fatal error code=%s %s", error.name(), error.str())
+            self._fatal_error = f"{error.name()}: {error.str()}"
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            log.warning("kafka client error code=%s %s", error.name(), error.str())
+        else:
+            log.debug("kafka client error code=%s %s", error.name(), error.str())
 
     @staticmethod
     def _on_delivery(
@@ -275,43 +311,3 @@ def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | Pr
 
 def _int_or(value: int | None, default: int) -> int:
     return default if value is None else value
-
-
-def _log_client_error(error: KafkaError) -> None:
-    level = logging.ERROR if error.fatal() else logging.WARNING
-    log.log(
-        level, "kafka client error code=%s fatal=%s %s", error.name(), error.fatal(), error.str()
-    )
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """One record as :class:`MemoryProducer` kept it."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-
-
-class MemoryProducer:
-    """:class:`DurableProducer` that keeps records in a list: for tests, benchmarks and demos."""
-
-    def __init__(self) -> None:
-        self.records: list[StoredRecord] = []
-        self.ready = True
-        self.started = False
-        self.closed = False
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
-        self.records.append(StoredRecord(topic, key, value, tuple(headers)))
-        return DeliveryReport(topic=topic, partition=0, offset=len(self.records) - 1)
-
-    async def is_ready(self) -> bool:
-        return self.ready
-
-    async def close(self) -> None:
-        self.closed = True

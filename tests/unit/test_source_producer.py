@@ -242,3 +242,34 @@ def test_config_is_durable_and_bounded_by_the_deadline() -> None:
     assert config["bootstrap.servers"] == "broker:9093"
     assert config["security.protocol"] == "sasl_ssl"
     assert config["sasl.username"] == "user"
+
+
+async def test_a_fatal_client_error_replaces_the_client() -> None:
+    clients: list[FakeClient] = []
+
+    def factory(config: dict[str, Any]) -> FakeClient:
+        clients.append(FakeClient(config))
+        return clients[-1]
+
+    producer = KafkaDurableProducer({}, delivery_timeout=0.3, client_factory=factory)
+    await producer.start()
+    try:
+        report_error = clients[0].config["error_cb"]
+        report_error(KafkaError(KafkaError._TRANSPORT))  # transient: librdkafka retries
+        task = asyncio.create_task(producer.send("t", b"k", b"v", []))
+        await _until(lambda: len(clients[0].pending) == 1)
+        assert len(clients) == 1
+
+        report_error(KafkaError(KafkaError._FATAL, "sequence desynchronised", fatal=True))
+        second = asyncio.create_task(producer.send("t", b"k2", b"v2", []))
+        await _until(lambda: len(clients) == 2 and len(clients[1].pending) == 1)
+        # The old client was retired: flushed, so its pending record gets its report.
+        await _until(lambda: clients[0].flush_timeout is not None)
+        clients[0].deliver(0, KafkaError(KafkaError._FATAL, fatal=True))
+        with pytest.raises(DeliveryFailed):
+            await task
+        clients[1].deliver(0, offset=7)
+        assert (await second).offset == 7
+    finally:
+        await producer.close()
+    assert clients[1].flush_timeout is not None
