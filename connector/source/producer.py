@@ -311,3 +311,36 @@ def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | Pr
 
 def _int_or(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """One record as :class:`MemoryProducer` kept it."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class MemoryProducer:
+    """:class:`DurableProducer` that keeps records in a list: for tests, benchmarks and demos."""
+
+    def __init__(self) -> None:
+        self.records: list[StoredRecord] = []
+        self.ready = True
+        self.started = False
+        self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
+        self.records.append(StoredRecord(topic, key, value, tuple(headers)))
+        return DeliveryReport(topic=topic, partition=0, offset=len(self.records) - 1)
+
+    async def is_ready(self) -> bool:
+        return self.ready
+
+    async def close(self) -> None:
+        self.closed = True
