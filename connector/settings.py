@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_id: str = "zoom-connector"
     worker_data_dir: str | None = None
+    # Table store: "memory://" (rebuilt from the changelog at start-up) or "rocksdb://" (on disk
+    # under worker_data_dir; needs the rocksdict package).
+    worker_store: str = "memory://"
+    # Batches taken from the raw topic: at most this many records, waiting at most this long.
+    worker_batch_size: int = Field(default=500, ge=1)
+    worker_batch_seconds: float = Field(default=0.2, gt=0)
+    # How long a retry of an event is recognised (in raw record time); Zoom retries for ~90 min.
+    worker_dedup_retention_seconds: int = Field(default=2 * 3600, ge=1)
+    worker_dedup_purge_interval_seconds: float = Field(default=60.0, gt=0)
 
     # Topic creation.
     topic_partitions: int = 6
