@@ -1,0 +1,240 @@
+"""The raw-topic agent's batch work: write, retry, dead-letter, deduplicate, then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+
+from connector.avro.codec import EventCodec
+from connector.spec import load_catalog
+from connector.streams.agent import DeliveryAborted, RawTopicAgent, processing
+from connector.streams.dead_letters import Headers
+from connector.streams.dedup import DedupIndex
+from connector.streams.metrics import WorkerMetrics
+from connector.streams.pipeline import Router
+from connector.topics import TopicNames
+
+CATALOG = load_catalog()
+EVALUATION = "quality_management.evaluation_completed"
+TOPICS = TopicNames("zoom")
+CODEC = EventCodec()
+
+
+@dataclass
+class _Message:
+    partition: int
+    offset: int
+    value: bytes
+    timestamp: float = 1_700_000_000.0
+    topic: str = "zoom.webhooks.raw"
+    key: bytes = b"k"
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Event:
+    message: _Message
+
+
+@dataclass
+class _Sent:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int | None
+
+
+class _Sender:
+    """Records sends; ``fail(sent, attempt)`` may return an exception to fail the delivery with."""
+
+    def __init__(self, fail: Callable[[_Sent, int], BaseException | None] | None = None) -> None:
+        self.sent: list[_Sent] = []
+        self.delivered: list[_Sent] = []
+        self._fail = fail or (lambda sent, attempt: None)
+        self._attempts: dict[tuple[str, bytes | None], int] = {}
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int | None,
+    ) -> Any:
+        sent = _Sent(topic, key, value, headers, timestamp_ms)
+        self.sent.append(sent)
+        attempt = self._attempts.get((topic, value), 0)
+        self._attempts[(topic, value)] = attempt + 1
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        error = self._fail(sent, attempt)
+        if error is None:
+            self.delivered.append(sent)
+            future.set_result("metadata")
+        else:
+            future.set_exception(error)
+        return future
+
+
+class _Acks:
+    def __init__(self, sender: _Sender) -> None:
+        self.acked: list[_Event] = []
+        self.delivered_when_acked: list[int] = []
+        self._sender = sender
+
+    async def __call__(self, event: _Event) -> None:
+        self.acked.append(event)
+        self.delivered_when_acked.append(len(self._sender.delivered))
+
+
+def _agent(
+    sender: _Sender, *, stopping: Callable[[], bool] = lambda: False
+) -> tuple[RawTopicAgent, dict[str, Any], WorkerMetrics]:
+    store: dict[str, Any] = {}
+    metrics = WorkerMetrics(CODEC.event_types)
+    dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
+    router = Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0)
+    agent = RawTopicAgent(router, dedup, sender, metrics, stopping=stopping, clock=lambda: 1e9)
+    return agent, store, metrics
+
+
+def _events(*bodies: bytes, partition: int = 0, first_offset: int = 0) -> list[_Event]:
+    return [_Event(_Message(partition, first_offset + i, body)) for i, body in enumerate(bodies)]
+
+
+def _evaluation(event_ts: int = 1626230691572) -> bytes:
+    event = copy.deepcopy(CATALOG.example(EVALUATION))
+    event["event_ts"] = event_ts
+    return json.dumps(event).encode()
+
+
+def _count(
+    metrics: WorkerMetrics, outcome: str, reason: str = "", event_type: str = EVALUATION
+) -> float:
+    value = metrics.registry.get_sample_value(
+        "zoom_worker_events_total",
+        {"event_type": event_type, "outcome": outcome, "reason": reason},
+    )
+    return value or 0.0
+
+
+async def test_batch_is_acknowledged_only_after_every_write_is_delivered() -> None:
+    sender = _Sender()
+    acks = _Acks(sender)
+    agent, store, metrics = _agent(sender)
+    events = _events(_evaluation(1), b"{", _evaluation(2))
+    await agent.process(events, acks)
+    assert [s.topic for s in sender.sent] == [
+        f"zoom.{EVALUATION}",
+        "zoom.webhooks.dlq",
+        f"zoom.{EVALUATION}",
+    ]
+    assert acks.acked == events
+    assert acks.delivered_when_acked == [3, 3, 3]
+    assert len(store) == 2  # both typed events remembered; the dead letter is not
+    assert sender.sent[0].timestamp_ms == 1_700_000_000_000
+    assert agent.next_offsets == {0: 3}
+    assert _count(metrics, "typed") == 2
+    assert _count(metrics, "dlq", "invalid_json", "unknown") == 1
+
+
+async def test_retries_of_one_event_produce_one_typed_record() -> None:
+    sender = _Sender()
+    acks = _Acks(sender)
+    agent, _, metrics = _agent(sender)
+    body = _evaluation()
+    # in one batch, and in a later batch
+    await agent.process(_events(body, body), acks)
+    await agent.process(_events(body, first_offset=2), acks)
+    assert len(sender.sent) == 1
+    assert len(acks.acked) == 3
+    assert _count(metrics, "duplicate") == 2 and _count(metrics, "typed") == 1
+
+
+async def test_a_rescore_is_written_again() -> None:
+    sender = _Sender()
+    agent, _, _ = _agent(sender)
+    await agent.process(_events(_evaluation(1), _evaluation(2)), _Acks(sender))
+    assert len(sender.sent) == 2
+
+
+async def test_retriable_failures_are_retried_until_delivered() -> None:
+    def flaky(sent: _Sent, attempt: int) -> BaseException | None:
+        return KafkaTimeoutError() if attempt < 2 else None
+
+    sender = _Sender(flaky)
+    acks = _Acks(sender)
+    agent, store, metrics = _agent(sender)
+    await agent.process(_events(_evaluation()), acks)
+    assert len(sender.sent) == 3 and len(sender.delivered) == 1
+    assert acks.delivered_when_acked == [1]
+    assert len(store) == 1
+    assert metrics.registry.get_sample_value("zoom_worker_produce_retries_total") == 2
+
+
+async def test_a_record_kafka_refuses_becomes_a_dead_letter() -> None:
+    def too_large(sent: _Sent, attempt: int) -> BaseException | None:
+        return MessageSizeTooLargeError() if sent.topic != "zoom.webhooks.dlq" else None
+
+    sender = _Sender(too_large)
+    acks = _Acks(sender)
+    agent, store, metrics = _agent(sender)
+    await agent.process(_events(_evaluation()), acks)
+    assert [s.topic for s in sender.delivered] == ["zoom.webhooks.dlq"]
+    headers = dict(sender.delivered[0].headers)
+    assert headers["zoom-dlq-reason"] == b"produce_failed"
+    assert headers["zoom-dlq-event-type"] == EVALUATION.encode()
+    assert len(acks.acked) == 1 and not store
+    assert _count(metrics, "dlq", "produce_failed") == 1
+
+
+async def test_a_dead_letter_kafka_refuses_is_dropped_not_blocking() -> None:
+    sender = _Sender(lambda sent, attempt: MessageSizeTooLargeError())
+    acks = _Acks(sender)
+    agent, _, metrics = _agent(sender)
+    await agent.process(_events(b"not json"), acks)
+    assert len(acks.acked) == 1
+    assert metrics.registry.get_sample_value("zoom_worker_dead_letters_dropped_total") == 1
+
+
+async def test_stopping_while_writes_fail_leaves_the_batch_unacknowledged() -> None:
+    sender = _Sender(lambda sent, attempt: KafkaTimeoutError())
+    acks = _Acks(sender)
+    agent, store, _ = _agent(sender, stopping=lambda: True)
+    with pytest.raises(DeliveryAborted):
+        await agent.process(_events(_evaluation()), acks)
+    assert acks.acked == [] and not store
+
+
+async def test_metrics_render_as_prometheus_text() -> None:
+    sender = _Sender()
+    agent, _, metrics = _agent(sender)
+    await agent.process(_events(_evaluation(), b"[]"), _Acks(sender))
+    metrics.watch_lag(lambda: {0: 5})
+    text = metrics.render().decode()
+    assert (
+        'zoom_worker_events_total{event_type="quality_management.evaluation_completed",'
+        'outcome="typed",reason=""} 1.0'
+    ) in text
+    assert (
+        'zoom_worker_events_total{event_type="unknown",outcome="dlq",reason="not_an_object"}'
+        in (text)
+    )
+    assert 'zoom_worker_consumer_lag{partition="0"} 5.0' in text
+    assert "zoom_worker_event_latency_seconds_bucket" in text
+
+
+def test_processing_makes_the_event_faust_current() -> None:
+    event = _Event(_Message(3, 0, b""))
+    assert faust.current_event() is None
+    with processing(event):
+        assert faust.current_event() is event
+    assert faust.current_event() is None
