@@ -14,7 +14,9 @@ of them produced its signature, and :class:`VerifiedSignature` says which one di
 Timestamps: Zoom sends epoch *seconds*. A value of ``10**11`` or more cannot be seconds (that is the
 year 5138) and is read as epoch *milliseconds*, so a sender using milliseconds also works. The
 timestamp must lie within the replay window (``SOURCE_REPLAY_WINDOW_SECONDS``, default 300) of the
-receiver's clock, in both directions.
+receiver's clock, in both directions. Whether Zoom re-signs its retries with a fresh timestamp is
+not documented; :mod:`connector.source.server` says how to tell from the metrics and how to widen
+the window.
 
 The signature is checked *before* the timestamp window, so a failure counted as
 ``stale_timestamp`` or ``future_timestamp`` always comes from a request signed with one of our
