@@ -4,6 +4,7 @@
     apt-get install wrk                         # optional; else the Python load generator is used
     .venv/bin/python bench/http_stack/run.py [--stacks aiohttp,uvicorn,...] [--duration 10]
         [--connections 50] [--max-requests 200000] [--load wrk|python]
+    .venv/bin/python bench/http_stack/run.py --stacks source-kafka   # the real source on Kafka
 
 For each stack (see ``servers.py``) it starts the server in its own process on 127.0.0.1, checks
 that a signed request is answered 200 and a tampered one 401, warms it up, then drives it from a
@@ -11,7 +12,9 @@ separate load-generator process (wrk, or ``loadgen.py``) with one pre-signed bod
 ``quality_management.evaluation_completed`` example) over keep-alive connections, bounded by
 ``--duration`` seconds and ``--max-requests`` answers. On Linux the server is pinned to CPU 0 and
 the load generator to CPU 1 (``taskset``), so they do not compete for one core. It prints a
-Markdown table; ``--json FILE`` also writes the figures.
+Markdown table; ``--json FILE`` also writes the figures. ``source-kafka`` writes to the broker at
+``KAFKA_BOOTSTRAP_SERVERS`` (default ``localhost:9092``; it shares the CPUs with the server) on a
+topic of its own, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -193,7 +196,9 @@ def _python_load(
 def bench(stack: str, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
     port = _free_port()
     command = [sys.executable, str(HERE / "servers.py"), stack, "--port", str(port)]
-    server = subprocess.Popen(_pinned(0, command), cwd=HERE)
+    prefix = f"bench-{os.getpid()}-{int(time.time())}"
+    env = {**os.environ, "BENCH_TOPIC_PREFIX": prefix}
+    server = subprocess.Popen(_pinned(0, command), cwd=HERE, env=env)
     try:
         _wait_until_up(port, server)
         signature = signed_headers(BENCH_SECRET.encode(), body, time.time())
@@ -206,7 +211,17 @@ def bench(stack: str, body: bytes, args: argparse.Namespace) -> dict[str, Any]:
         result = load(port, body, headers, args)
     finally:
         _stop(server)
+        if stack == "source-kafka":
+            _delete_topic(f"{prefix}.webhooks.raw")
     return {"stack": stack, **result}
+
+
+def _delete_topic(topic: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.delete_topics([topic])[topic].result(timeout=30)
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ STACK is one of:
 * ``granian``: the same ASGI callable on granian (Rust HTTP server, one worker).
 * ``source-app``: the connector's real app (``create_app``) with an in-memory producer: the
   stack's cost plus the source's own work (body limit, parsing, key, metrics).
+* ``source-kafka``: the real app writing to Kafka (``KAFKA_BOOTSTRAP_SERVERS``, default
+  ``localhost:9092``; topic prefix ``BENCH_TOPIC_PREFIX``); not in the default set.
 
 The secret is the bench's own (``BENCH_SECRET``), never a real one.
 """
@@ -21,6 +23,7 @@ The secret is the bench's own (``BENCH_SECRET``), never a real one.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
@@ -80,12 +83,12 @@ def run_aiohttp(port: int, *, use_uvloop: bool) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
 
 
-def run_source_app(port: int) -> None:
+def run_source_app(port: int, *, kafka: bool = False) -> None:
     from aiohttp import web
 
     from connector.settings import Settings
     from connector.source.app import create_app
-    from connector.source.producer import MemoryProducer
+    from connector.source.producer import DurableProducer, MemoryProducer
 
     class DiscardingProducer(MemoryProducer):
         """Keeps no records, so memory stays flat however long the run."""
@@ -100,9 +103,12 @@ def run_source_app(port: int) -> None:
             "zoom_webhook_secret_token": BENCH_SECRET,
             "source_replay_window_seconds": int(WINDOW_SECONDS),
             "source_max_in_flight": 100_000,
+            "kafka_bootstrap_servers": os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            "topic_prefix": os.environ.get("BENCH_TOPIC_PREFIX", "bench"),
         }
     )
-    app = create_app(settings, producer=DiscardingProducer())
+    producer: DurableProducer | None = None if kafka else DiscardingProducer()
+    app = create_app(settings, producer=producer)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
@@ -189,6 +195,7 @@ STACKS: dict[str, Callable[[int], None]] = {
     "uvicorn": run_uvicorn,
     "granian": run_granian,
     "source-app": run_source_app,
+    "source-kafka": lambda port: run_source_app(port, kafka=True),
 }
 
 
