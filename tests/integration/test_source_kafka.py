@@ -29,8 +29,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connector.kafka.local_broker.broker import LocalBroker
-from connector.kafka.local_broker.config import BrokerConfig
+from connector.errors import ConnectorError
+from connector.kafka.local_broker import BrokerConfig, LocalBroker
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import RECEIVED_AT_HEADER, create_app
@@ -43,6 +43,7 @@ from connector.source.signature import (
 )
 from connector.spec import load_catalog
 from connector.topics import TopicNames
+from tests import kafka_helpers
 
 pytestmark = pytest.mark.kafka
 
@@ -212,7 +213,10 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str
 @pytest.fixture(scope="module")
 def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     broker = LocalBroker(BrokerConfig.ephemeral(tmp_path_factory.mktemp("private-broker")))
-    broker.start()
+    try:
+        broker.start()
+    except ConnectorError as exc:
+        kafka_helpers.kafka_unavailable(f"cannot start a private broker: {exc}")
     try:
         yield broker
     finally:
