@@ -1,0 +1,193 @@
+"""Root pytest configuration: the Kafka broker of the integration tests, and naming helpers.
+
+``kafka_bootstrap`` (session-scoped) finds one broker for the whole run, in this order:
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (it must answer);
+2. a testcontainers Kafka container, when a Docker daemon answers a ping;
+3. the connector's own local broker (``LocalBroker().ensure_started()``, Java 17+ needed).
+
+When none can be had the tests that need it are skipped, except under ``CI=true``, where they
+fail, and where any skipped ``kafka`` test makes the whole session fail too: CI must never go
+green without having talked to a broker.
+
+Tests using ``kafka_bootstrap`` get the ``kafka`` mark automatically, so ``-m "not kafka"`` runs
+everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from connector.errors import ConnectorError
+from tests import kafka_helpers
+
+logger = logging.getLogger(__name__)
+
+KAFKA_MARK = "kafka"
+KAFKA_CONTAINER_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "confluentinc/cp-kafka:7.6.0")
+_DOCKER_PING_TIMEOUT_SECONDS = 1.0
+
+
+# --- finding a broker ----------------------------------------------------------------------
+
+
+def docker_daemon_answers(timeout: float = _DOCKER_PING_TIMEOUT_SECONDS) -> bool:
+    """Whether the Docker daemon docker-py would use answers ``GET /_ping`` within ``timeout``.
+
+    A raw socket rather than the docker SDK: quick, and no unclosed-socket warnings when there is
+    no daemon. ``DOCKER_HOST`` (``unix://`` or ``tcp://``) or ``/var/run/docker.sock``.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    url = urlparse(host)
+    try:
+        if url.scheme == "unix":
+            if not os.path.exists(url.path):
+                return False
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            address: Any = url.path
+        elif url.scheme == "tcp" and url.hostname:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            address = (url.hostname, url.port or 2375)
+        else:
+            return False  # ssh:// and friends: let KAFKA_BOOTSTRAP_SERVERS cover those setups
+        with sock:
+            sock.connect(address)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = sock.recv(256)
+    except OSError:
+        return False
+    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
+
+
+def _broker_from_env() -> str | None:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if not bootstrap:
+        return None
+    from connector.kafka.local_broker import broker_answers
+
+    if not broker_answers(bootstrap, timeout=15.0):
+        kafka_helpers.kafka_unavailable(f"KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer")
+    return bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap address of a Kafka broker for the integration tests (see module docstring)."""
+    from_env = _broker_from_env()
+    if from_env is not None:
+        yield from_env
+        return
+
+    reasons: list[str] = []
+    if docker_daemon_answers():
+        container: Any = None
+        try:
+            from testcontainers.community.kafka import KafkaContainer
+
+            container = KafkaContainer(KAFKA_CONTAINER_IMAGE).with_kraft()
+            container.start()
+        except Exception as exc:  # any failure: fall through to the local broker
+            logger.warning("testcontainers could not start Kafka, trying the local broker: %s", exc)
+            reasons.append(f"testcontainers: {exc}")
+            if container is not None:
+                container.stop()
+        else:
+            try:
+                yield str(container.get_bootstrap_server())
+            finally:
+                container.stop()
+            return
+    else:
+        reasons.append("testcontainers: no Docker daemon answers")
+
+    from connector.kafka.local_broker import LocalBroker
+
+    try:
+        bootstrap = LocalBroker().ensure_started()
+    except ConnectorError as exc:
+        reasons.append(f"local broker: {exc}")
+    else:
+        # Left running at the end: it is shared with other runs and with developers.
+        yield bootstrap
+        return
+    kafka_helpers.kafka_unavailable("no Kafka broker: " + "; ".join(reasons))
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("orders")`` gives a topic or group name unique to this test and run."""
+
+    def make(prefix: str = "t") -> str:
+        return kafka_helpers.unique_name(prefix, request.node.name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    """A confluent-kafka ``AdminClient`` on the test broker."""
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def create_topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Callable[..., str]:
+    """``create_topic("orders", partitions=3)`` creates a fresh, uniquely named topic and returns
+    its name once the broker's metadata shows it."""
+
+    def make(prefix: str = "t", partitions: int = 1, config: dict[str, str] | None = None) -> str:
+        return kafka_helpers.create_topic(kafka_bootstrap, unique_name(prefix), partitions, config)
+
+    return make
+
+
+# --- the kafka mark, and CI strictness -----------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the broker fixture ``kafka``, whether or not it says so."""
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(KAFKA_MARK)
+
+
+class _KafkaSkipGuard:
+    """Under ``CI=true``, turns a green run with skipped ``kafka`` tests into a failed one."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped and KAFKA_MARK in report.keywords:
+            self.skipped.append(report.nodeid)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.skipped and kafka_helpers.in_ci() and exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not (self.skipped and kafka_helpers.in_ci()):
+            return
+        terminalreporter.section("kafka tests skipped under CI", sep="=", red=True, bold=True)
+        terminalreporter.line(
+            f"{len(self.skipped)} test(s) marked 'kafka' were skipped; with CI=true that fails "
+            "the run (give the tests a broker: KAFKA_BOOTSTRAP_SERVERS, Docker, or Java 17+):"
+        )
+        for nodeid in self.skipped:
+            terminalreporter.line(f"  {nodeid}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_KafkaSkipGuard(), "zoom-connector-kafka-skip-guard")
