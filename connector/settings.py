@@ -48,7 +48,9 @@ class Settings(BaseSettings):
     source_host: str = "0.0.0.0"
     source_port: int = 8080
     source_replay_window_seconds: int = 300
-    source_max_body_bytes: int = 1_048_576
+    # 512 KiB: Zoom bodies are a few KB, and body + record headers must stay under the broker's
+    # default max.message.bytes (1 MiB); `topics create` sizes the raw topic to fit either way.
+    source_max_body_bytes: int = 524_288
     source_produce_timeout_seconds: float = 2.5
     source_max_in_flight: int = 1000
     source_access_log: bool = False
