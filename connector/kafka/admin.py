@@ -1,0 +1,162 @@
+"""``zoom-connector topics create``: every topic the connector uses, created idempotently.
+
+Topics, for ``TOPIC_PREFIX`` (default ``zoom``), each with ``TOPIC_PARTITIONS`` partitions and
+``TOPIC_REPLICATION_FACTOR`` replicas:
+
+=====================================  ===================================================
+topic                                  configuration
+=====================================  ===================================================
+``zoom.webhooks.raw``                  ``retention.ms`` = ``RAW_RETENTION_MS``
+``zoom.<event type>`` (one per type)   ``retention.ms`` = ``TYPED_RETENTION_MS``
+``zoom.webhooks.dlq``                  ``retention.ms`` = ``DLQ_RETENTION_MS``
+``zoom.agent_scores``                  ``cleanup.policy=compact`` (latest aggregates per agent)
+=====================================  ===================================================
+
+The raw and dead-letter topics also allow records as large as the largest body the source accepts
+(``SOURCE_MAX_BODY_BYTES``) plus room for headers. Topics that exist already are left as they are
+and reported with their partition count (a raw topic with a different count is fine: the worker
+sizes its tables after the real one). Faust creates its own internal topics (table changelogs).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final, TextIO
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connector.errors import ConnectorError
+from connector.settings import Settings
+from connector.topics import TopicNames
+
+RECORD_HEADROOM_BYTES: Final = 128 * 1024
+"""Room for record headers (Zoom's, the dead-letter ones) above the largest accepted body."""
+
+_TIMEOUT_SECONDS: Final = 30.0
+
+
+class TopicAdminError(ConnectorError):
+    """The cluster could not be asked about, or refused to create, a topic."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def max_record_bytes(settings: Settings) -> int:
+    """The largest raw or dead-letter record: the largest accepted body plus headers."""
+    return settings.source_max_body_bytes + RECORD_HEADROOM_BYTES
+
+
+def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpec]:
+    """Every topic the connector writes, configured from ``settings``."""
+    names = TopicNames(settings.topic_prefix)
+
+    def spec(name: str, **config: str) -> TopicSpec:
+        return TopicSpec(
+            name, settings.topic_partitions, settings.topic_replication_factor, dict(config)
+        )
+
+    large = {"max.message.bytes": str(max_record_bytes(settings))}
+    return [
+        spec(names.raw, **{"retention.ms": str(settings.raw_retention_ms)}, **large),
+        *(
+            spec(names.typed(t), **{"retention.ms": str(settings.typed_retention_ms)})
+            for t in sorted(event_types)
+        ),
+        spec(names.dlq, **{"retention.ms": str(settings.dlq_retention_ms)}, **large),
+        spec(names.agent_scores, **{"cleanup.policy": "compact"}),
+    ]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({**settings.kafka_client_config(), "client.id": "zoom-connector-admin"})
+
+
+def partition_counts(
+    settings: Settings, topics: Iterable[str], *, admin: AdminClient | None = None
+) -> dict[str, int | None]:
+    """Topic -> its partition count, ``None`` when it does not exist."""
+    admin = admin or admin_client(settings)
+    try:
+        metadata = admin.list_topics(timeout=_TIMEOUT_SECONDS)
+    except KafkaException as exc:
+        raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    counts: dict[str, int | None] = {}
+    for name in topics:
+        found = metadata.topics.get(name)
+        ok = found is not None and found.error is None
+        counts[name] = len(found.partitions) if found is not None and ok else None
+    return counts
+
+
+def create_topics(
+    settings: Settings, specs: Sequence[TopicSpec], *, admin: AdminClient | None = None
+) -> dict[str, str]:
+    """Create ``specs``; topic -> ``created`` or ``exists``. Raises on any other failure."""
+    admin = admin or admin_client(settings)
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication_factor,
+                config=dict(s.config),
+            )
+            for s in specs
+        ],
+        operation_timeout=_TIMEOUT_SECONDS,
+        request_timeout=_TIMEOUT_SECONDS,
+    )
+    outcome: dict[str, str] = {}
+    failures: list[str] = []
+    for spec in specs:
+        try:
+            futures[spec.name].result(timeout=_TIMEOUT_SECONDS + 5)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                outcome[spec.name] = "exists"
+            else:
+                failures.append(f"{spec.name}: {exc}")
+        except Exception as exc:  # timeouts of the future itself
+            failures.append(f"{spec.name}: {type(exc).__name__}: {exc}")
+        else:
+            outcome[spec.name] = "created"
+    if failures:
+        raise TopicAdminError("cannot create topics:\n  " + "\n  ".join(failures))
+    return outcome
+
+
+def create_topics_command(settings: Settings, out: TextIO = sys.stdout) -> int:
+    """``zoom-connector topics create``: create what is missing, report what exists."""
+    from connector.spec import load_catalog
+
+    specs = topic_specs(settings, load_catalog().event_types)
+    admin = admin_client(settings)
+    outcome = create_topics(settings, specs, admin=admin)
+    existing = [name for name, what in outcome.items() if what == "exists"]
+    counts = partition_counts(settings, existing, admin=admin) if existing else {}
+    for spec in specs:
+        if outcome[spec.name] == "created":
+            print(
+                f"created {spec.name} (partitions={spec.partitions},"
+                f" replication={spec.replication_factor})",
+                file=out,
+            )
+        else:
+            count = counts.get(spec.name)
+            note = "" if count in (None, spec.partitions) else f", settings say {spec.partitions}"
+            print(f"exists  {spec.name} (partitions={count}{note})", file=out)
+    created = sum(1 for what in outcome.values() if what == "created")
+    print(f"{created} created, {len(outcome) - created} already existed", file=out)
+    return 0
