@@ -1,0 +1,228 @@
+"""The Faust application of ``zoom-connector worker``: one factory, one installer per feature.
+
+:func:`create_app` builds a ``faust.App`` from :class:`~connector.settings.Settings` (nothing is
+read from the environment here) and runs each *installer* on it. An installer adds agents, tables,
+timers or web views for one feature and gets the shared pieces in a :class:`WorkerContext`; the
+raw-topic pipeline (:func:`install_pipeline`) and the metrics view (:func:`install_metrics_view`)
+are the first two; later features append theirs to :data:`INSTALLERS`.
+
+Faust settings chosen here:
+
+* broker: ``KAFKA_BOOTSTRAP_SERVERS`` as ``kafka://`` URLs, credentials from the
+  ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*`` settings
+  (:mod:`connector.streams.credentials`);
+* app id (the consumer group, and the prefix of table changelog topics): ``WORKER_ID``;
+* ``processing_guarantee="at_least_once"`` (Faust's default; its ``exactly_once`` has open bugs,
+  faust-streaming issues 517, 323, 440), producer ``acks=all``, consumers start at the earliest
+  offset when their group has none;
+* tables: store ``WORKER_STORE`` (``memory://``, or ``rocksdb://`` under ``WORKER_DATA_DIR``),
+  as many partitions as the raw topic (Faust insists: a table's changelog is co-partitioned with
+  the topic that writes it), replication ``TOPIC_REPLICATION_FACTOR``;
+* web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
+* raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from connector.avro.codec import EventCodec
+from connector.kafka.admin import max_record_bytes
+from connector.settings import Settings
+from connector.streams.agent import DeliveryAborted, RawTopicAgent
+from connector.streams.credentials import broker_credentials, broker_urls
+from connector.streams.dead_letters import Headers
+from connector.streams.dedup import DedupIndex
+from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
+from connector.streams.pipeline import Router
+from connector.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+PIPELINE_AGENT = "zoom-raw-pipeline"
+DEDUP_TABLE = "dedup"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """What every installer may use."""
+
+    settings: Settings
+    topics: TopicNames
+    codec: EventCodec
+    metrics: WorkerMetrics
+    raw_partitions: int
+
+
+Installer = Callable[[faust.App, WorkerContext], None]
+
+
+def default_data_dir() -> Path:
+    """Where the worker keeps local state by default: ``$XDG_DATA_HOME/zoom-connector/worker``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "zoom-connector" / "worker"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    codec: EventCodec | None = None,
+    raw_partitions: int | None = None,
+    installers: Sequence[Installer] | None = None,
+) -> faust.App:
+    """The worker's Faust app.
+
+    ``codec``: how typed records are framed (default: single-object encoding; the worker passes a
+    Confluent-framing codec when a registry is configured). ``raw_partitions``: the raw topic's
+    partition count (default ``TOPIC_PARTITIONS``; the worker reads the real one at start-up).
+    """
+    codec = codec or EventCodec()
+    partitions = raw_partitions or settings.topic_partitions
+    data_dir = Path(settings.worker_data_dir) if settings.worker_data_dir else default_data_dir()
+    app = faust.App(
+        settings.worker_id,
+        broker=broker_urls(settings),
+        broker_credentials=broker_credentials(settings),
+        store=settings.worker_store,
+        datadir=str(data_dir),
+        web_port=settings.worker_web_port,
+        web_enabled=True,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_disable_leader=True,
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        # A dead letter carries a raw body as large as the source accepts, plus headers.
+        producer_max_request_size=max_record_bytes(settings),
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )
+    context = WorkerContext(
+        settings=settings,
+        topics=TopicNames(settings.topic_prefix),
+        codec=codec,
+        metrics=WorkerMetrics(codec.event_types),
+        raw_partitions=partitions,
+    )
+    for install in INSTALLERS if installers is None else installers:
+        install(app, context)
+    return app
+
+
+class _TopicSender:
+    """:class:`~connector.streams.agent.Sender` over Faust topics of raw bytes."""
+
+    def __init__(self, app: faust.App, names: Sequence[str]) -> None:
+        self._topics = {
+            name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in names
+        }
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int | None,
+    ) -> Any:
+        # Faust takes seconds and converts with int(seconds * 1000.0); the half millisecond keeps
+        # float rounding from turning ...572 ms into ...571.
+        timestamp = (timestamp_ms + 0.5) / 1000 if timestamp_ms is not None else None
+        return await self._topics[topic].send(
+            key=key, value=value, headers=headers, timestamp=timestamp
+        )
+
+
+def install_pipeline(app: faust.App, context: WorkerContext) -> None:
+    """The raw-topic agent, its deduplication table and the table's purge timer."""
+    settings, topics = context.settings, context.topics
+    raw_name = topics.raw
+    retention_ms = settings.worker_dedup_retention_seconds * 1000
+    raw = app.topic(raw_name, key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        DEDUP_TABLE,
+        default=None,
+        partitions=context.raw_partitions,
+        help="event identity -> [first_seen_ms, raw partition] of events with a typed record",
+        # Let compaction reclaim purged entries within about one retention period.
+        extra_topic_configs={"segment.ms": str(retention_ms)},
+    )
+    dedup = DedupIndex(
+        table,
+        table.data,
+        lambda partition, key: table.send_changelog(partition, key, None, value_serializer="raw"),
+        retention_ms,
+    )
+    agent = RawTopicAgent(
+        Router(context.codec, topics, clock=time.time),
+        dedup,
+        _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
+        context.metrics,
+        stopping=lambda: bool(app.should_stop),
+    )
+
+    @app.agent(raw, name=PIPELINE_AGENT)
+    async def pipeline(stream: Any) -> None:
+        size, within = settings.worker_batch_size, settings.worker_batch_seconds
+        async for events in stream.noack_take(size, within=within):
+            try:
+                await agent.process(events, stream.ack)
+            except DeliveryAborted as exc:
+                log.warning("raw batch left unacknowledged: %s", exc)
+                return
+            except Exception:
+                # A bug outside the per-record isolation: the batch stays unacknowledged (its
+                # offsets are not committed, it is processed again after a restart); go on.
+                log.exception("raw batch failed, left unacknowledged size=%d", len(events))
+
+    async def purge_dedup() -> None:
+        try:
+            assigned = app.assignor.assigned_actives()
+            active = {tp.partition for tp in assigned if tp.topic == raw_name}
+            purged = dedup.purge(active)
+        except Exception:
+            log.exception("deduplication purge failed")
+            return
+        context.metrics.dedup_purged.inc(purged)
+        context.metrics.dedup_entries.set(dedup.size)
+        if purged:
+            log.info("deduplication purge deleted=%d remaining=%d", purged, dedup.size)
+
+    app.timer(settings.worker_dedup_purge_interval_seconds)(purge_dedup)
+
+    def lag() -> dict[int, int]:
+        result = {}
+        for partition, next_offset in list(agent.next_offsets.items()):
+            try:
+                highwater = app.consumer.highwater(TP(raw_name, partition))
+            except Exception:
+                continue
+            if isinstance(highwater, int):
+                result[partition] = max(0, highwater - next_offset)
+        return result
+
+    context.metrics.watch_lag(lag)
+
+
+def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
+    """``GET /metrics``: the worker's metrics in Prometheus text format."""
+    metrics = context.metrics
+
+    @app.page("/metrics")
+    async def metrics_view(self: Any, request: Any) -> Any:
+        return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+INSTALLERS: list[Installer] = [install_pipeline, install_metrics_view]
+"""What :func:`create_app` installs, in order."""
