@@ -1,0 +1,573 @@
+"""One agent's aggregate state, and the update that keeps it exact under at-least-once delivery.
+
+The state of an agent is one value (one table entry, so one changelog record: an update is
+atomic). It has a *section* per kind of score event (evaluations, interaction analyses), each
+holding:
+
+* ``live``: the contribution of every *replaceable* event, by event id (``evaluation_id`` or
+  ``interaction_id``): its ``event_ts`` and the numbers it adds;
+* ``lifetime``: totals of the contributions *folded* out of ``live`` (no longer replaceable);
+* ``days``: the same folded totals per UTC day, for the :data:`~.windows.KEPT_DAYS` days up to
+  the agent's latest event day (older days are dropped; they can be in no window);
+* ``latest``: the agent's latest ``event_ts`` in the section (its event-time clock);
+* ``labels``: display names (the agent's, the queues'), the one with the newest ``event_ts`` wins.
+
+Figures are read as folded totals plus the live contributions (:mod:`.figures`). Min and max need
+no multiset: a folded contribution is never taken out again, so plain min/max of the folded part
+stay right, and the replaceable part is kept whole.
+
+**The update** (:meth:`Section.apply`), for an event with id ``i`` and time ``t``:
+
+* ``i`` is live with a time ``>= t``: nothing changes (a duplicate has the same ``t``, an older
+  version a smaller one);
+* else the event's contribution becomes ``live[i]``, replacing any earlier version;
+* then contributions older than the replaceable horizon (``latest - replaceable_ms``) are folded,
+  and, beyond ``max_replaceable`` live ones, the oldest are folded too.
+
+Replaying any events already applied is therefore a no-op, whatever the cause (Zoom's retries, the
+re-keying stage writing a record twice, a worker restarted before its offsets were committed), and
+the state is the function of the distinct latest versions, whatever their order, as long as every
+version of an event arrives while its earlier version is still live. A version arriving after its
+predecessor was folded (more than ``replaceable_ms``, default 31 days + 2 hours, older than the
+agent's latest event, or pushed out by ``max_replaceable`` newer ones) cannot take the old one's
+numbers out again: it is counted as a new event. That is the price of a bounded state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final, Generic, TypeVar
+
+import orjson
+
+from connector.errors import ConnectorError
+from connector.streams.aggregates.events import Evaluation, InteractionAnalysis, ScoreEvent
+from connector.streams.aggregates.windows import day_of, oldest_kept_day
+
+STATE_VERSION: Final = 1
+MISSING: Final = "-"
+"""The group of an event whose evaluation type, scorecard, channel or queue is not given."""
+
+DISPLAY_NAME: Final = "display_name"
+QUEUE_LABEL: Final = "queue:"
+
+
+class StateError(ConnectorError):
+    """A stored state that cannot be read."""
+
+
+class Outcome(StrEnum):
+    """What an event did to a state."""
+
+    ADDED = "added"
+    REPLACED = "replaced"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+
+    @property
+    def changed(self) -> bool:
+        return self in (Outcome.ADDED, Outcome.REPLACED)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long, and how many, contributions stay replaceable per agent and section."""
+
+    replaceable_ms: int
+    max_replaceable: int
+
+    def __post_init__(self) -> None:
+        if self.replaceable_ms <= 0 or self.max_replaceable <= 0:
+            raise ValueError("the replaceable retention and count must be positive")
+
+
+# --- totals ----------------------------------------------------------------------------------
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _last(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _add_counts(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for key, count in other.items():
+        into[key] = into.get(key, 0) + count
+
+
+@dataclass(slots=True)
+class ScorecardTotals:
+    count: int = 0
+    score_n: int = 0
+    score_sum: float = 0.0
+    ratio_n: int = 0
+    ratio_sum: float = 0.0
+
+    def merge(self, other: ScorecardTotals) -> None:
+        self.count += other.count
+        self.score_n += other.score_n
+        self.score_sum += other.score_sum
+        self.ratio_n += other.ratio_n
+        self.ratio_sum += other.ratio_sum
+
+
+EvaluationContribution = tuple[int, float | None, float | None, str | None, str | None]
+"""``(event_ts, score, ratio, evaluation_type, scorecard)``."""
+
+
+@dataclass(slots=True)
+class EvaluationTotals:
+    """Sums, counts and extremes of evaluations."""
+
+    count: int = 0
+    score_n: int = 0
+    score_sum: float = 0.0
+    score_min: float | None = None
+    score_max: float | None = None
+    ratio_n: int = 0
+    ratio_sum: float = 0.0
+    by_type: dict[str, int] = field(default_factory=dict)
+    by_scorecard: dict[str, ScorecardTotals] = field(default_factory=dict)
+    last_ts: int | None = None
+
+    def add(self, c: EvaluationContribution) -> None:
+        ts, score, ratio, evaluation_type, scorecard = c
+        self.count += 1
+        card = self.by_scorecard.setdefault(scorecard or MISSING, ScorecardTotals())
+        card.count += 1
+        if score is not None:
+            self.score_n += 1
+            self.score_sum += score
+            self.score_min = _min(self.score_min, score)
+            self.score_max = _max(self.score_max, score)
+            card.score_n += 1
+            card.score_sum += score
+        if ratio is not None:
+            self.ratio_n += 1
+            self.ratio_sum += ratio
+            card.ratio_n += 1
+            card.ratio_sum += ratio
+        kind = evaluation_type or MISSING
+        self.by_type[kind] = self.by_type.get(kind, 0) + 1
+        self.last_ts = _last(self.last_ts, ts)
+
+    def merge(self, other: EvaluationTotals) -> None:
+        self.count += other.count
+        self.score_n += other.score_n
+        self.score_sum += other.score_sum
+        self.score_min = _min(self.score_min, other.score_min)
+        self.score_max = _max(self.score_max, other.score_max)
+        self.ratio_n += other.ratio_n
+        self.ratio_sum += other.ratio_sum
+        _add_counts(self.by_type, other.by_type)
+        for name, card in other.by_scorecard.items():
+            self.by_scorecard.setdefault(name, ScorecardTotals()).merge(card)
+        self.last_ts = _last(self.last_ts, other.last_ts)
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.count,
+            self.score_n,
+            self.score_sum,
+            self.score_min,
+            self.score_max,
+            self.ratio_n,
+            self.ratio_sum,
+            self.by_type,
+            {
+                k: [c.count, c.score_n, c.score_sum, c.ratio_n, c.ratio_sum]
+                for k, c in self.by_scorecard.items()
+            },
+            self.last_ts,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Any) -> EvaluationTotals:
+        count, score_n, score_sum, lo, hi, ratio_n, ratio_sum, by_type, cards, last = data
+        return cls(
+            count,
+            score_n,
+            score_sum,
+            lo,
+            hi,
+            ratio_n,
+            ratio_sum,
+            dict(by_type),
+            {k: ScorecardTotals(*v) for k, v in cards.items()},
+            last,
+        )
+
+
+InteractionContribution = tuple[
+    int, float | None, float | None, float | None, int, int, int, int, str | None, str | None
+]
+"""``(event_ts, sentiment, engagement, score, silence, crosstalk, hold, duration, channel,
+queue_id)``."""
+
+
+@dataclass(slots=True)
+class InteractionTotals:
+    """Sums and counts of interaction analyses."""
+
+    count: int = 0
+    sentiment_n: int = 0
+    sentiment_sum: float = 0.0
+    engagement_n: int = 0
+    engagement_sum: float = 0.0
+    score_n: int = 0
+    score_sum: float = 0.0
+    silence_events: int = 0
+    crosstalk_events: int = 0
+    hold_events: int = 0
+    duration_seconds: int = 0
+    by_channel: dict[str, int] = field(default_factory=dict)
+    by_queue: dict[str, int] = field(default_factory=dict)
+    last_ts: int | None = None
+
+    def add(self, c: InteractionContribution) -> None:
+        ts, sentiment, engagement, score, silence, crosstalk, hold, duration, channel, queue = c
+        self.count += 1
+        if sentiment is not None:
+            self.sentiment_n += 1
+            self.sentiment_sum += sentiment
+        if engagement is not None:
+            self.engagement_n += 1
+            self.engagement_sum += engagement
+        if score is not None:
+            self.score_n += 1
+            self.score_sum += score
+        self.silence_events += silence
+        self.crosstalk_events += crosstalk
+        self.hold_events += hold
+        self.duration_seconds += duration
+        channel = channel or MISSING
+        self.by_channel[channel] = self.by_channel.get(channel, 0) + 1
+        queue = queue or MISSING
+        self.by_queue[queue] = self.by_queue.get(queue, 0) + 1
+        self.last_ts = _last(self.last_ts, ts)
+
+    def merge(self, other: InteractionTotals) -> None:
+        self.count += other.count
+        self.sentiment_n += other.sentiment_n
+        self.sentiment_sum += other.sentiment_sum
+        self.engagement_n += other.engagement_n
+        self.engagement_sum += other.engagement_sum
+        self.score_n += other.score_n
+        self.score_sum += other.score_sum
+        self.silence_events += other.silence_events
+        self.crosstalk_events += other.crosstalk_events
+        self.hold_events += other.hold_events
+        self.duration_seconds += other.duration_seconds
+        _add_counts(self.by_channel, other.by_channel)
+        _add_counts(self.by_queue, other.by_queue)
+        self.last_ts = _last(self.last_ts, other.last_ts)
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.count,
+            self.sentiment_n,
+            self.sentiment_sum,
+            self.engagement_n,
+            self.engagement_sum,
+            self.score_n,
+            self.score_sum,
+            self.silence_events,
+            self.crosstalk_events,
+            self.hold_events,
+            self.duration_seconds,
+            self.by_channel,
+            self.by_queue,
+            self.last_ts,
+        ]
+
+    @classmethod
+    def from_json(cls, data: Any) -> InteractionTotals:
+        (
+            count,
+            sentiment_n,
+            sentiment_sum,
+            engagement_n,
+            engagement_sum,
+            score_n,
+            score_sum,
+            silence,
+            crosstalk,
+            hold,
+            duration,
+            by_channel,
+            by_queue,
+            last,
+        ) = data
+        return cls(
+            count,
+            sentiment_n,
+            sentiment_sum,
+            engagement_n,
+            engagement_sum,
+            score_n,
+            score_sum,
+            silence,
+            crosstalk,
+            hold,
+            duration,
+            dict(by_channel),
+            dict(by_queue),
+            last,
+        )
+
+
+# --- sections --------------------------------------------------------------------------------
+
+C = TypeVar("C", EvaluationContribution, InteractionContribution)
+T = TypeVar("T", EvaluationTotals, InteractionTotals)
+
+
+@dataclass(frozen=True)
+class Kind(Generic[C, T]):
+    """How one kind of score event is stored and totalled."""
+
+    name: str
+    totals: Callable[[], T]
+    add: Callable[[T, C], None]
+    totals_from_json: Callable[[Any], T]
+    contribution_from_json: Callable[[Any], C]
+
+
+def _evaluation_contribution(data: Any) -> EvaluationContribution:
+    ts, score, ratio, evaluation_type, scorecard = data
+    return (ts, score, ratio, evaluation_type, scorecard)
+
+
+def _interaction_contribution(data: Any) -> InteractionContribution:
+    ts, sentiment, engagement, score, silence, crosstalk, hold, duration, channel, queue = data
+    return (ts, sentiment, engagement, score, silence, crosstalk, hold, duration, channel, queue)
+
+
+EVALUATIONS: Final[Kind[EvaluationContribution, EvaluationTotals]] = Kind(
+    "evaluations",
+    EvaluationTotals,
+    EvaluationTotals.add,
+    EvaluationTotals.from_json,
+    _evaluation_contribution,
+)
+INTERACTIONS: Final[Kind[InteractionContribution, InteractionTotals]] = Kind(
+    "interactions",
+    InteractionTotals,
+    InteractionTotals.add,
+    InteractionTotals.from_json,
+    _interaction_contribution,
+)
+
+
+@dataclass
+class Section(Generic[C, T]):
+    """The state of one kind of score event of one agent (see the module docstring)."""
+
+    kind: Kind[C, T]
+    latest: int | None = None
+    lifetime: T | None = None
+    days: dict[int, T] = field(default_factory=dict)
+    live: dict[str, C] = field(default_factory=dict)
+    labels: dict[str, tuple[int, str]] = field(default_factory=dict)
+    _oldest_live: int | None = field(default=None, repr=False, compare=False)
+    """A lower bound of the oldest live ``event_ts`` (saves a scan per event)."""
+
+    def apply(self, event_id: str, contribution: C, retention: Retention) -> Outcome:
+        """Apply one version of an event (see the module docstring)."""
+        ts = contribution[0]
+        current = self.live.get(event_id)
+        if current is not None and current[0] >= ts:
+            return Outcome.DUPLICATE if current[0] == ts else Outcome.STALE
+        self.live[event_id] = contribution
+        if self._oldest_live is None or ts < self._oldest_live:
+            self._oldest_live = ts
+        if self.latest is None or ts > self.latest:
+            self.latest = ts
+            floor = oldest_kept_day(day_of(ts))
+            for day in [d for d in self.days if d < floor]:
+                del self.days[day]
+        self._fold_expired(retention)
+        return Outcome.REPLACED if current is not None else Outcome.ADDED
+
+    def label(self, key: str, ts: int, value: str | None) -> None:
+        """Remember ``value`` for ``key`` unless a label from a newer event is known."""
+        if value is None:
+            return
+        known = self.labels.get(key)
+        if known is None or (ts, value) > known:
+            self.labels[key] = (ts, value)
+
+    def label_of(self, key: str) -> str | None:
+        known = self.labels.get(key)
+        return known[1] if known is not None else None
+
+    def folded_lifetime(self) -> T:
+        return self.lifetime if self.lifetime is not None else self.kind.totals()
+
+    def live_contributions(self) -> Iterator[C]:
+        return iter(self.live.values())
+
+    def _fold_expired(self, retention: Retention) -> None:
+        assert self.latest is not None
+        horizon = self.latest - retention.replaceable_ms
+        if (
+            self._oldest_live is not None
+            and self._oldest_live >= horizon
+            and len(self.live) <= retention.max_replaceable
+        ):
+            return
+        for event_id in [i for i, c in self.live.items() if c[0] < horizon]:
+            self._fold(event_id)
+        excess = len(self.live) - retention.max_replaceable
+        if excess > 0:
+            oldest = sorted(self.live, key=lambda i: (self.live[i][0], i))[:excess]
+            for event_id in oldest:
+                self._fold(event_id)
+        self._oldest_live = min((c[0] for c in self.live.values()), default=None)
+
+    def _fold(self, event_id: str) -> None:
+        assert self.latest is not None
+        contribution = self.live.pop(event_id)
+        if self.lifetime is None:
+            self.lifetime = self.kind.totals()
+        self.kind.add(self.lifetime, contribution)
+        day = day_of(contribution[0])
+        if day >= oldest_kept_day(day_of(self.latest)):
+            totals = self.days.get(day)
+            if totals is None:
+                totals = self.days[day] = self.kind.totals()
+            self.kind.add(totals, contribution)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "latest": self.latest,
+            "lifetime": self.lifetime.to_json() if self.lifetime is not None else None,
+            "days": {str(day): totals.to_json() for day, totals in sorted(self.days.items())},
+            "live": {i: list(c) for i, c in self.live.items()},
+            "labels": {k: list(v) for k, v in self.labels.items()},
+        }
+
+    @classmethod
+    def from_json(cls, kind: Kind[C, T], data: Mapping[str, Any]) -> Section[C, T]:
+        live = {i: kind.contribution_from_json(c) for i, c in data["live"].items()}
+        lifetime = data["lifetime"]
+        return cls(
+            kind=kind,
+            latest=data["latest"],
+            lifetime=kind.totals_from_json(lifetime) if lifetime is not None else None,
+            days={int(d): kind.totals_from_json(t) for d, t in data["days"].items()},
+            live=live,
+            labels={k: (v[0], v[1]) for k, v in data["labels"].items()},
+            _oldest_live=min((c[0] for c in live.values()), default=None),
+        )
+
+
+EvaluationSection = Section[EvaluationContribution, EvaluationTotals]
+InteractionSection = Section[InteractionContribution, InteractionTotals]
+
+
+# --- the agent -------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentState:
+    """Everything known about one agent (one table value)."""
+
+    agent: str
+    evaluations: EvaluationSection | None = None
+    interactions: InteractionSection | None = None
+
+    def apply(self, event: ScoreEvent, retention: Retention) -> Outcome:
+        """Apply one score event of this agent; see :class:`Outcome`."""
+        if event.agent != self.agent:
+            raise ValueError(f"event of agent {event.agent!r} applied to {self.agent!r}")
+        if isinstance(event, Evaluation):
+            if self.evaluations is None:
+                self.evaluations = Section(EVALUATIONS)
+            outcome = self.evaluations.apply(
+                event.evaluation_id, evaluation_contribution(event), retention
+            )
+            if outcome.changed:
+                self.evaluations.label(DISPLAY_NAME, event.event_ts, event.display_name)
+            return outcome
+        if self.interactions is None:
+            self.interactions = Section(INTERACTIONS)
+        outcome = self.interactions.apply(
+            event.interaction_id, interaction_contribution(event), retention
+        )
+        if outcome.changed and event.queue_id is not None:
+            self.interactions.label(QUEUE_LABEL + event.queue_id, event.event_ts, event.queue_name)
+        return outcome
+
+    @property
+    def display_name(self) -> str | None:
+        return self.evaluations.label_of(DISPLAY_NAME) if self.evaluations else None
+
+    @property
+    def live_count(self) -> int:
+        return sum(len(s.live) for s in (self.evaluations, self.interactions) if s is not None)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": STATE_VERSION,
+                "agent": self.agent,
+                "evaluations": self.evaluations.to_json() if self.evaluations else None,
+                "interactions": self.interactions.to_json() if self.interactions else None,
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AgentState:
+        try:
+            body = orjson.loads(data)
+            if not isinstance(body, dict) or body.get("v") != STATE_VERSION:
+                raise StateError(f"not a version {STATE_VERSION} agent state")
+            evaluations, interactions = body["evaluations"], body["interactions"]
+            return cls(
+                agent=body["agent"],
+                evaluations=(
+                    Section.from_json(EVALUATIONS, evaluations) if evaluations is not None else None
+                ),
+                interactions=(
+                    Section.from_json(INTERACTIONS, interactions)
+                    if interactions is not None
+                    else None
+                ),
+            )
+        except StateError:
+            raise
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise StateError(f"unreadable agent state: {exc}") from exc
+
+
+def evaluation_contribution(event: Evaluation) -> EvaluationContribution:
+    return (event.event_ts, event.score, event.ratio, event.evaluation_type, event.scorecard)
+
+
+def interaction_contribution(event: InteractionAnalysis) -> InteractionContribution:
+    return (
+        event.event_ts,
+        event.sentiment,
+        event.engagement,
+        event.score,
+        event.silence_events,
+        event.crosstalk_events,
+        event.hold_events,
+        event.duration_seconds,
+        event.channel,
+        event.queue_id,
+    )
+
+
+def mean(total: float, count: int) -> float | None:
+    """``total / count``, ``None`` for no values."""
+    return total / count if count else None
