@@ -1,0 +1,131 @@
+"""The ``<prefix>.agent_scores`` record: Avro, framed like the typed topics.
+
+The schema is ``schemas/avro/aggregates/agent_scores.avsc`` (record ``AgentScores``, written by
+hand, not generated from ``specs/``). It lives in a folder of its own because the codec reads every
+``schemas/avro/*.avsc`` as an event type's schema, and ``zoom-connector schemas check`` compares
+only the generated event-type files, so it leaves this one alone.
+
+Framing is the typed topics': Avro single-object encoding (``C3 01``, the schema's CRC-64-AVRO
+fingerprint, the body) without a schema registry; with ``SCHEMA_REGISTRY_URL`` the Confluent wire
+format (``00``, schema id, body), the schema registered at start-up under the subject
+``<prefix>.agent_scores-value``. The record key is the agent id, UTF-8.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+
+from connector.avro.errors import CodecError, Reason
+from connector.avro.framing import ConfluentFraming, Framing, SingleObjectFraming
+from connector.paths import avro_schemas_dir
+from connector.registry import (
+    AVRO,
+    HTTP_CONFLICT,
+    IncompatibleSchemaError,
+    SchemaRegistrationError,
+    registry_client,
+    value_subject,
+)
+from connector.settings import Settings
+from connector.topics import TopicNames
+
+RECORD: Final = "agent_scores"
+"""The framing's name for the record's schema."""
+
+
+def _without_logical_types(schema: Any) -> Any:
+    """The same schema minus logical types: same bytes, plain values (epoch ms) when read."""
+    if isinstance(schema, list):
+        return [_without_logical_types(s) for s in schema]
+    if isinstance(schema, dict):
+        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+    return schema
+
+
+def schema_path() -> Path:
+    return avro_schemas_dir() / "aggregates" / f"{RECORD}.avsc"
+
+
+def load_schema(path: Path | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((path or schema_path()).read_text(encoding="utf-8"))
+    return schema
+
+
+def canonical_form(schema: Mapping[str, Any]) -> str:
+    return str(fastavro.schema.to_parsing_canonical_form(fastavro.parse_schema(dict(schema))))
+
+
+class AgentScoresCodec:
+    """Writes and reads framed ``AgentScores`` records; the schema is parsed once."""
+
+    def __init__(
+        self, schema: Mapping[str, Any] | None = None, framing: Framing | None = None
+    ) -> None:
+        self.schema = dict(schema) if schema is not None else load_schema()
+        self._parsed = fastavro.parse_schema(self.schema)
+        self._parsed_plain = fastavro.parse_schema(_without_logical_types(self.schema))
+        self.framing: Framing = framing or SingleObjectFraming({RECORD: self.canonical_form()})
+
+    def canonical_form(self) -> str:
+        return canonical_form(self.schema)
+
+    def encode(self, document: Mapping[str, Any]) -> bytes:
+        """A figures document (:func:`~.figures.agent_scores`) as a framed record value."""
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, self._parsed, dict(document), strict=True)
+        return self.framing.frame(RECORD, buffer.getvalue())
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """A framed record value back to the document (timestamps as epoch milliseconds)."""
+        name, body = self.framing.unframe(data)
+        if name != RECORD:
+            raise CodecError(Reason.UNKNOWN_SCHEMA, f"not an {RECORD} record: {name}")
+        try:
+            datum = fastavro.schemaless_reader(io.BytesIO(body), self._parsed_plain, None)
+        except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise CodecError(Reason.MALFORMED_RECORD, f"cannot read Avro body: {exc}") from exc
+        if not isinstance(datum, dict):
+            raise CodecError(Reason.MALFORMED_RECORD, "the Avro body is not a record")
+        return datum
+
+
+def register_schema(
+    settings: Settings,
+    schema: Mapping[str, Any],
+    *,
+    client: SchemaRegistryClient | None = None,
+) -> int:
+    """Register the schema under ``<prefix>.agent_scores-value``; its id."""
+    client = client or registry_client(settings)
+    subject = value_subject(TopicNames(settings.topic_prefix).agent_scores)
+    try:
+        schema_id: int = client.register_schema(subject, Schema(json.dumps(schema), AVRO))
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == HTTP_CONFLICT:
+            raise IncompatibleSchemaError(subject, str(exc)) from exc
+        raise SchemaRegistrationError(
+            f"the schema registry refused subject {subject!r}: {exc}"
+        ) from exc
+    except Exception as exc:  # connection errors of the HTTP client
+        raise SchemaRegistrationError(
+            f"cannot register {subject!r} at {settings.schema_registry_url}:"
+            f" {type(exc).__name__}: {exc}"
+        ) from exc
+    return schema_id
+
+
+def codec_for(settings: Settings) -> AgentScoresCodec:
+    """The codec the worker writes with: Confluent framing with a registry, else single-object."""
+    schema = load_schema()
+    if not settings.schema_registry_url:
+        return AgentScoresCodec(schema)
+    return AgentScoresCodec(
+        schema, framing=ConfluentFraming({RECORD: register_schema(settings, schema)})
+    )
