@@ -1,0 +1,639 @@
+"""The worker against a real broker: ``python -m connector worker`` in a subprocess.
+
+Each test has its own topic prefix and worker id (consumer group, changelog topics), creates its
+topics with the connector's own admin code, produces raw records as the source would (key from
+``raw_record_key``, Zoom's headers), and reads the outputs with plain confluent-kafka consumers.
+Waiting is always a poll with a deadline: on the worker's ``/metrics`` (every raw record counted)
+or on the output topics (every expected record read).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import httpx
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from prometheus_client.parser import text_string_to_metric_families
+
+from connector.avro.codec import parse_event
+from connector.avro.errors import Reason
+from connector.kafka.admin import create_topics, topic_specs
+from connector.paths import avro_schemas_dir
+from connector.settings import Settings
+from connector.source.keys import raw_record_key
+from connector.spec import load_catalog
+from connector.streams.identity import event_identity
+from connector.topics import TopicNames
+from tests.unit.test_codec import BAD_INPUTS
+from tests.unit.test_registry import FakeSchemaRegistry
+
+pytestmark = pytest.mark.kafka
+
+CATALOG = load_catalog()
+EVALUATION = "quality_management.evaluation_completed"
+INTERACTION = "quality_management.interaction_analysis_completed"
+PARTITIONS = 3
+WORKER_START_SECONDS = 90.0
+OUTPUT_SECONDS = 90.0
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consume_typed.py"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Deployment:
+    """One isolated connector deployment on the shared broker: prefix, worker id, settings."""
+
+    bootstrap: str
+    prefix: str
+    tmp: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.prefix)
+
+    @property
+    def worker_id(self) -> str:
+        return f"{self.prefix}-worker"
+
+    def settings(self) -> Settings:
+        return Settings(
+            kafka_bootstrap_servers=self.bootstrap,
+            topic_prefix=self.prefix,
+            topic_partitions=PARTITIONS,
+        )
+
+    def create_topics(self) -> None:
+        create_topics(self.settings(), topic_specs(self.settings(), CATALOG.event_types))
+
+    def env(self, web_port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "TOPIC_PREFIX": self.prefix,
+            "TOPIC_PARTITIONS": str(PARTITIONS),
+            "WORKER_ID": self.worker_id,
+            "WORKER_WEB_PORT": str(web_port),
+            "WORKER_DATA_DIR": str(self.tmp / "worker-data"),
+            "WORKER_BATCH_SECONDS": "0.05",
+            "LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+
+
+class WorkerProcess:
+    """``python -m connector worker`` as a child process, its output in a log file."""
+
+    def __init__(self, deployment: Deployment, name: str = "worker") -> None:
+        self.port = _free_port()
+        self.log_path = deployment.tmp / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "connector", "worker"],
+            env=deployment.env(self.port),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Samples of ``GET /metrics``, by (name, sorted labels); empty while not serving."""
+        try:
+            response = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2)
+        except httpx.HTTPError:
+            return {}
+        if response.status_code != 200:
+            return {}
+        samples = {}
+        for family in text_string_to_metric_families(response.text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def events_counted(self) -> dict[str, float]:
+        """``zoom_worker_events_total`` summed by outcome."""
+        totals: Counter[str] = Counter()
+        for (name, labels), value in self.metrics().items():
+            if name == "zoom_worker_events_total":
+                totals[dict(labels)["outcome"]] += value
+        return dict(totals)
+
+    def wait_counted(self, total: int, timeout: float = OUTPUT_SECONDS) -> dict[str, float]:
+        """Poll ``/metrics`` until ``total`` raw records are counted; the counts by outcome."""
+        deadline = time.monotonic() + timeout
+        counted: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            self.check_alive()
+            counted = self.events_counted()
+            if sum(counted.values()) >= total:
+                return counted
+            time.sleep(0.2)
+        raise AssertionError(f"worker counted {counted}, expected {total}:\n{self.tail()}")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"worker exited {self.process.returncode}:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@dataclass(frozen=True)
+class Produced:
+    body: bytes
+    key: bytes
+    partition: int
+
+
+class RawProducer:
+    """Writes raw records as the source does: body bytes, object-id key, Zoom's headers."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        self._topic = topic
+        self._sent = 0
+        self.produced: list[Produced] = []
+        self._lock = threading.Lock()
+
+    def send(self, body: bytes, *, signature: str = "v0=first") -> None:
+        try:
+            event = json.loads(body)
+        except ValueError:
+            event = None
+        key = raw_record_key(event if isinstance(event, dict) else {}, body)
+        self._sent += 1
+        headers = [
+            ("x-zm-signature", signature.encode()),
+            ("x-zm-request-timestamp", str(1_700_000_000 + self._sent).encode()),
+            ("x-zm-trackingid", f"track-{self._sent}".encode()),
+            ("zoom-connector-received-at", str(int(time.time() * 1000)).encode()),
+        ]
+
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            assert error is None, error
+            partition = message.partition()
+            assert partition is not None
+            with self._lock:
+                self.produced.append(Produced(body, key, partition))
+
+        self._producer.produce(
+            self._topic, value=body, key=key, headers=headers, on_delivery=delivered
+        )
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        assert self._producer.flush(30) == 0
+
+
+def consume(
+    bootstrap: str,
+    topics: list[str],
+    done: Callable[[list[Message]], bool],
+    timeout: float = OUTPUT_SECONDS,
+    worker: WorkerProcess | None = None,
+) -> list[Message]:
+    """Read ``topics`` from the beginning until ``done(messages)``, or fail at the deadline.
+
+    With ``worker``: fail as soon as it exits, and show its log on failure.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe(topics)
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not done(messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"read {len(messages)} records from {topics} before the deadline"
+                    + (
+                        f"; worker counted {worker.events_counted()}, log:\n{worker.tail(200)}"
+                        if worker
+                        else ""
+                    )
+                )
+            if worker is not None:
+                worker.check_alive()
+            message = consumer.poll(0.2)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
+                    continue
+                raise AssertionError(f"consumer error: {error}")
+            messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+def record_count(bootstrap: str, topics: list[str]) -> int:
+    """How many records ``topics`` hold (sum of high watermarks; nothing is deleted in a test)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    try:
+        metadata = consumer.list_topics(timeout=30)
+        total = 0
+        for topic in topics:
+            for partition in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=30, cached=False
+                )
+                total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def headers_of(message: Message) -> dict[str, bytes]:
+    return {k: v for k, v in (message.headers() or []) if v is not None}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    if isinstance(value, dt.datetime):  # timestamp-millis, read with fastavro's logical types
+        return round(value.timestamp() * 1000)
+    return value
+
+
+def read_with_committed_avsc(event_type: str, value: bytes) -> Any:
+    """Decode a single-object record as a consumer with fastavro and the ``.avsc`` would."""
+    assert value[:2] == b"\xc3\x01"
+    schema = fastavro.schema.load_schema(str(avro_schemas_dir() / f"{event_type}.avsc"))
+    return fastavro.schemaless_reader(io.BytesIO(value[10:]), schema, None)
+
+
+def run_example(deployment: Deployment, event_type: str, count: int) -> list[dict[str, Any]]:
+    """``examples/consume_typed.py`` on one typed topic: the JSON lines it prints."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLE),
+            event_type,
+            "--from-beginning",
+            "--max",
+            str(count),
+        ],
+        env={**deployment.env(0), **deployment.extra_env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def _evaluation(number: int, *, event_ts: int | None = None, score: int = 10) -> bytes:
+    event = copy.deepcopy(CATALOG.example(EVALUATION))
+    event["payload"]["object"]["evaluation_id"] = f"eval-{number:05d}"
+    event["event_ts"] = event_ts if event_ts is not None else 1_700_000_000_000 + number
+    event["payload"]["object"]["evaluation_score"] = score
+    return json.dumps(event).encode()
+
+
+@pytest.fixture
+def deployment(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> Deployment:
+    prefix = unique_name("wk")
+    deployment = Deployment(kafka_bootstrap, prefix, tmp_path)
+    deployment.create_topics()
+    return deployment
+
+
+@pytest.fixture
+def start_worker(deployment: Deployment) -> Iterator[Callable[..., WorkerProcess]]:
+    workers: list[WorkerProcess] = []
+
+    def start(name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(deployment, name)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+UNPARSEABLE = [
+    (b"", Reason.INVALID_JSON),
+    (b"{", Reason.INVALID_JSON),
+    (b"[]", Reason.NOT_AN_OBJECT),
+]
+UNKNOWN = b'{"event": "webinar.started", "event_ts": 1, "payload": {"object": {"id": "w"}}}'
+
+
+def test_seed_examples_bad_inputs_and_retries(
+    deployment: Deployment, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    topics = deployment.topics
+    raw = RawProducer(deployment.bootstrap, topics.raw)
+    seeds = {t: CATALOG.example_bytes(t) for t in CATALOG.event_types}
+    for body in seeds.values():
+        raw.send(body)
+    expected_dlq: dict[bytes, tuple[str, str]] = {}
+    for _, event, path, reason in BAD_INPUTS:
+        body = json.dumps(event).encode()
+        expected_dlq[body] = (str(reason), path)
+        raw.send(body)
+    for body, reason in UNPARSEABLE:
+        expected_dlq[body] = (str(reason), "$")
+        raw.send(body)
+    expected_dlq[UNKNOWN] = (str(Reason.UNKNOWN_EVENT_TYPE), "$.event")
+    raw.send(UNKNOWN)
+    published = CATALOG.event(EVALUATION).published_example
+    assert published is not None
+    expected_dlq[published.encode()] = (
+        str(Reason.MISSING_REQUIRED_FIELD),
+        "$.payload.object.interaction_info",
+    )
+    raw.send(published.encode())
+    # Zoom's retry: the same body again, re-signed; and a re-score, which is a new event.
+    raw.send(seeds[EVALUATION], signature="v0=retry")
+    rescore = json.loads(seeds[EVALUATION])
+    rescore["event_ts"] += 60_000
+    rescore["payload"]["object"]["evaluation_score"] = 42
+    rescored = json.dumps(rescore).encode()
+    raw.send(rescored)
+    raw.flush()
+    total = len(raw.produced)
+
+    worker = start_worker()
+    counted = worker.wait_counted(total, timeout=WORKER_START_SECONDS + OUTPUT_SECONDS)
+    assert counted == {"typed": len(seeds) + 1, "dlq": len(expected_dlq), "duplicate": 1}
+
+    typed_topics = [topics.typed(t) for t in CATALOG.event_types]
+    typed = consume(
+        deployment.bootstrap,
+        typed_topics,
+        lambda m: len(m) >= len(seeds) + 1,
+        worker=worker,
+    )
+    dlq = consume(deployment.bootstrap, [topics.dlq], lambda m: len(m) >= len(expected_dlq))
+    assert record_count(deployment.bootstrap, typed_topics) == len(typed)
+    assert record_count(deployment.bootstrap, [topics.dlq]) == len(dlq)
+
+    # every seed example on its typed topic, decoding with the committed .avsc to its values
+    by_topic: dict[str, list[Message]] = {}
+    for message in typed:
+        by_topic.setdefault(message.topic() or "", []).append(message)
+    assert sorted(by_topic) == sorted(typed_topics)
+    for event_type, body in seeds.items():
+        messages = by_topic[topics.typed(event_type)]
+        values = [_without_nulls(read_with_committed_avsc(event_type, m.value())) for m in messages]
+        assert json.loads(body) in values
+    evaluations = by_topic[topics.typed(EVALUATION)]
+    assert len(evaluations) == 2, "the retry must not be written, the re-score must"
+    scores = sorted(
+        read_with_committed_avsc(EVALUATION, m.value())["payload"]["object"]["evaluation_score"]
+        for m in evaluations
+    )
+    assert scores == [10, 42]
+    first = evaluations[0]
+    assert first.key() == b"0e73a69f8f104d24a589fa0c615abca8"
+    assert headers_of(first)["zoom-event-id"].startswith(f"{EVALUATION}/evaluation_id=".encode())
+    assert len({headers_of(m)["zoom-event-id"] for m in typed}) == len(typed)
+
+    # every bad input on the DLQ: original bytes, key and headers, plus why and where from
+    produced = {p.body: p for p in raw.produced}
+    assert sorted(m.value() for m in dlq) == sorted(expected_dlq)
+    for message in dlq:
+        headers = headers_of(message)
+        reason, path = expected_dlq[message.value()]
+        assert (headers["zoom-dlq-reason"].decode(), headers["zoom-dlq-path"].decode()) == (
+            reason,
+            path,
+        ), message.value()
+        origin = produced[message.value()]
+        assert message.key() == origin.key
+        assert headers["zoom-dlq-source-topic"] == topics.raw.encode()
+        assert int(headers["zoom-dlq-source-partition"]) == origin.partition
+        assert int(headers["zoom-dlq-source-offset"]) >= 0
+        assert headers["x-zm-signature"] == b"v0=first"
+        assert headers["zoom-event-id"]
+
+    # Faust wrote each dedup entry to the changelog partition of the raw record that made it
+    changelog = consume(
+        deployment.bootstrap,
+        [f"{deployment.worker_id}-dedup-changelog"],
+        lambda m: len(m) >= len(typed),
+    )
+    ids_to_partition = {
+        event_identity(parse_event(p.body), p.body): p.partition
+        for p in raw.produced
+        if p.body in seeds.values() or p.body == rescored
+    }
+    assert record_count(deployment.bootstrap, [changelog[0].topic() or ""]) == len(typed)
+    for entry in changelog:
+        event_id = json.loads(entry.key())
+        assert entry.partition() == ids_to_partition[event_id] == json.loads(entry.value())[1]
+
+    # the example consumer reads them too
+    printed = run_example(deployment, EVALUATION, 2)
+    assert sorted(line["event"]["payload"]["object"]["evaluation_score"] for line in printed) == [
+        10,
+        42,
+    ]
+    assert printed[0]["key"] == "0e73a69f8f104d24a589fa0c615abca8"
+
+    # the metrics page says the same
+    samples = worker.metrics()
+    assert (
+        samples[
+            (
+                "zoom_worker_events_total",
+                (("event_type", EVALUATION), ("outcome", "duplicate"), ("reason", "")),
+            )
+        ]
+        == 1
+    )
+    assert any(name == "zoom_worker_event_latency_seconds_count" for name, _ in samples)
+    assert any(name == "zoom_worker_consumer_lag" for name, _ in samples)
+
+
+def test_worker_fails_fast_without_its_topics(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> None:
+    deployment = Deployment(kafka_bootstrap, unique_name("wk-missing"), tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "connector", "worker"],
+        env=deployment.env(_free_port()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "missing topics" in result.stderr and "zoom-connector topics create" in result.stderr
+    assert deployment.topics.raw in result.stderr
+
+
+# --- crash and restart -----------------------------------------------------------------------
+
+
+def test_no_typed_record_is_lost_when_the_worker_is_killed(
+    deployment: Deployment, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    topics = deployment.topics
+    count = 400
+    # The killed worker stays in the group until its session times out (Faust's default 60 s);
+    # a short session lets the restarted worker take over quickly (Faust reads these variables).
+    deployment.extra_env.update({"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"})
+    raw = RawProducer(deployment.bootstrap, topics.raw)
+    first = start_worker("worker-1")
+    warm_up = 20
+    for number in range(warm_up):
+        raw.send(_evaluation(number))
+    raw.flush()
+    first.wait_counted(warm_up, timeout=WORKER_START_SECONDS)
+
+    def produce() -> None:  # the rest as a steady stream, ~2.5 s
+        for number in range(warm_up, count):
+            raw.send(_evaluation(number))
+            if number % 10 == 9:
+                raw.flush()
+                time.sleep(0.06)
+        raw.flush()
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    # kill -9 once the worker is well into the stream, while records are still arriving
+    deadline = time.monotonic() + OUTPUT_SECONDS
+    while first.events_counted().get("typed", 0) < count // 4:
+        first.check_alive()
+        assert time.monotonic() < deadline, first.tail()
+        time.sleep(0.02)
+    first.kill()
+    produced_at_kill = len(raw.produced)
+    producer.join()
+    assert produced_at_kill < count, "the stream ended before the kill; produce more slowly"
+
+    second = start_worker("worker-2")
+    typed = consume(
+        deployment.bootstrap,
+        [topics.typed(EVALUATION)],
+        lambda m: len({headers_of(x)["zoom-event-id"] for x in m}) >= count,
+        timeout=WORKER_START_SECONDS + OUTPUT_SECONDS,
+        worker=second,
+    )
+    ids = [headers_of(m)["zoom-event-id"].decode() for m in typed]
+    expected = {
+        f"{EVALUATION}/evaluation_id=eval-{n:05d}/event_ts={1_700_000_000_000 + n}"
+        for n in range(count)
+    }
+    assert set(ids) == expected
+
+    # duplicates (written before the kill, not yet committed) carry the same id and bytes
+    first_seen: dict[str, Message] = {}
+    duplicates = []
+    for message in typed:
+        event_id = headers_of(message)["zoom-event-id"].decode()
+        original = first_seen.setdefault(event_id, message)
+        if original is not message:
+            assert message.value() == original.value() and message.key() == original.key()
+            duplicates.append(event_id)
+    print(
+        f"\nkilled after >= {count // 4} typed records, {produced_at_kill}/{count} produced;"
+        f" {len(duplicates)} typed records written again:"
+    )
+    for event_id in duplicates:
+        print(f"  {event_id}")
+    assert not second.log().count("Traceback"), second.tail()
+
+
+# --- with a schema registry ------------------------------------------------------------------
+
+
+def test_records_decode_through_confluent_avro_deserializer(
+    deployment: Deployment, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    registry = FakeSchemaRegistry().start()
+    try:
+        deployment.extra_env["SCHEMA_REGISTRY_URL"] = registry.url
+        raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+        for event_type in CATALOG.event_types:
+            raw.send(CATALOG.example_bytes(event_type))
+        raw.flush()
+        worker = start_worker()
+        typed_topics = [deployment.topics.typed(t) for t in CATALOG.event_types]
+        typed = consume(
+            deployment.bootstrap,
+            typed_topics,
+            lambda m: len(m) >= len(CATALOG.event_types),
+            timeout=WORKER_START_SECONDS + OUTPUT_SECONDS,
+            worker=worker,
+        )
+        assert sorted(registry.subjects) == sorted(f"{t}-value" for t in typed_topics)
+        deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+        for message in typed:
+            value = message.value()
+            assert value is not None and value[0] == 0
+            datum = deserializer(
+                value, SerializationContext(message.topic() or "", MessageField.VALUE)
+            )
+            assert isinstance(datum, dict)
+            event_type = datum["event"]
+            assert message.topic() == deployment.topics.typed(event_type)
+            assert _without_nulls(datum) == CATALOG.example(event_type)
+        printed = run_example(deployment, INTERACTION, 1)
+        assert printed[0]["event"]["payload"]["object"]["queue_name"] == "Demo"
+    finally:
+        registry.stop()
