@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # How long a retry of an event is recognised (in raw record time); Zoom retries for ~90 min.
     worker_dedup_retention_seconds: int = Field(default=2 * 3600, ge=1)
     worker_dedup_purge_interval_seconds: float = Field(default=60.0, gt=0)
+    # Standby replicas of every table (Faust's table_standby_replicas): other workers keep a copy
+    # up to date, so a partition moving to them does not wait for a rebuild from the changelog.
+    worker_standby_replicas: int = Field(default=1, ge=0)
+    # Agent score aggregates: a score event stays replaceable (by a re-score or re-analysis) for
+    # this many days of the agent's event time, plus WORKER_DEDUP_RETENTION_SECONDS of lateness,
+    # and at most this many per agent and kind; then it is folded into the agent's totals.
+    worker_scores_rescore_days: int = Field(default=31, ge=1)
+    worker_scores_max_replaceable: int = Field(default=3000, ge=1)
 
     # Topic creation.
     topic_partitions: int = 6
