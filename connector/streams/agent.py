@@ -148,12 +148,16 @@ class RawTopicAgent:
         """Route, write and acknowledge one batch; raises :class:`DeliveryAborted` on shutdown."""
         started = time.perf_counter()
         items = [self._route(event) for event in events]
-        # Several occurrences of one event in a batch: the first is written, the rest are retries.
-        in_batch: set[str] = set()
+        # Several occurrences of one event in a batch: the first is written, the later ones are
+        # retries when within the retention, as they would be in separate batches.
+        first_seen: dict[str, int | None] = {}
         for item in items:
             if isinstance(item.outcome, TypedRecord) and not item.duplicate:
-                item.duplicate = item.outcome.event_id in in_batch
-                in_batch.add(item.outcome.event_id)
+                event_id, timestamp = item.outcome.event_id, item.record.timestamp_ms
+                if event_id in first_seen:
+                    item.duplicate = self._dedup.within_retention(first_seen[event_id], timestamp)
+                if not item.duplicate:
+                    first_seen[event_id] = timestamp
         await self._deliver([item for item in items if not item.duplicate])
         for item in items:
             self._remember(item)

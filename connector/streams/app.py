@@ -49,6 +49,7 @@ from connector.topics import TopicNames
 log = logging.getLogger(__name__)
 
 PIPELINE_AGENT = "zoom-raw-pipeline"
+_MAX_REQUEST_BYTES = 1024 * 1024
 DEDUP_TABLE = "dedup"
 
 
@@ -104,7 +105,7 @@ def create_app(
         processing_guarantee="at_least_once",
         producer_acks=-1,
         # A dead letter carries a raw body as large as the source accepts, plus headers.
-        producer_max_request_size=max_record_bytes(settings),
+        producer_max_request_size=max(_MAX_REQUEST_BYTES, max_record_bytes(settings)),
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )

@@ -71,11 +71,13 @@ class DedupIndex:
     def is_duplicate(self, event_id: str, timestamp_ms: int | None) -> bool:
         """Whether ``event_id`` had its typed record written within the retention."""
         first_seen = _first_seen(self._table.get(event_id))
-        if first_seen is None:
-            return False
-        if timestamp_ms is None:
+        return first_seen is not None and self.within_retention(first_seen, timestamp_ms)
+
+    def within_retention(self, first_seen_ms: int | None, timestamp_ms: int | None) -> bool:
+        """Whether a record at ``timestamp_ms`` repeats one at ``first_seen_ms`` (unknown: yes)."""
+        if first_seen_ms is None or timestamp_ms is None:
             return True
-        return timestamp_ms - first_seen <= self.retention_ms
+        return timestamp_ms - first_seen_ms <= self.retention_ms
 
     def remember(self, event_id: str, partition: int, timestamp_ms: int | None) -> None:
         """Mark ``event_id`` seen (call once its typed record is stored)."""

@@ -202,7 +202,15 @@ class RawProducer:
         self.produced: list[Produced] = []
         self._lock = threading.Lock()
 
-    def send(self, body: bytes, *, signature: str = "v0=first") -> None:
+    def send(
+        self,
+        body: bytes,
+        *,
+        signature: str = "v0=first",
+        timestamp_ms: int = 0,
+        partition: int | None = None,
+    ) -> None:
+        """Produce ``body``; ``timestamp_ms``/``partition``: when and where the source stored it."""
         try:
             event = json.loads(body)
         except ValueError:
@@ -223,8 +231,15 @@ class RawProducer:
             with self._lock:
                 self.produced.append(Produced(body, key, partition))
 
+        placement = {} if partition is None else {"partition": partition}
         self._producer.produce(
-            self._topic, value=body, key=key, headers=headers, on_delivery=delivered
+            self._topic,
+            value=body,
+            key=key,
+            headers=headers,
+            timestamp=timestamp_ms,
+            on_delivery=delivered,
+            **placement,
         )
         self._producer.poll(0)
 
@@ -508,6 +523,42 @@ def test_seed_examples_bad_inputs_and_retries(
     )
     assert any(name == "zoom_worker_event_latency_seconds_count" for name, _ in samples)
     assert any(name == "zoom_worker_consumer_lag" for name, _ in samples)
+
+
+def test_dedup_retention_is_measured_in_raw_record_time(
+    deployment: Deployment, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """A retry within the retention is dropped; past it the entry is purged, the event is new."""
+    hour = 3600 * 1000
+    start = int(time.time() * 1000) - 6 * hour  # as if the source stored these hours ago
+    deployment.extra_env["WORKER_DEDUP_PURGE_INTERVAL_SECONDS"] = "0.2"  # retention: 2 h
+    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+    first, other = _evaluation(1), _evaluation(2)
+    raw.send(first, timestamp_ms=start, partition=0)
+    raw.send(first, timestamp_ms=start + 90 * 60 * 1000, partition=0, signature="v0=retry")
+    raw.send(other, timestamp_ms=start + 3 * hour, partition=0)  # stream time moves on 3 h
+    raw.flush()
+    worker = start_worker()
+    counted = worker.wait_counted(3, timeout=WORKER_START_SECONDS + OUTPUT_SECONDS)
+    assert counted == {"typed": 2, "duplicate": 1}
+
+    # the purge timer deletes the entry older than 2 h in partition 0's record time
+    changelog = f"{deployment.worker_id}-dedup-changelog"
+    entries = consume(
+        deployment.bootstrap,
+        [changelog],
+        lambda m: any(x.value() is None for x in m),
+        worker=worker,
+    )
+    first_id = event_identity(parse_event(first), first)
+    assert [json.loads(m.key()) for m in entries if m.value() is None] == [first_id]
+    assert all(m.partition() == 0 for m in entries)
+    assert worker.metrics()[("zoom_worker_dedup_purged_total", ())] == 1
+
+    # the same body 3 h later is beyond any retry: written again
+    raw.send(first, timestamp_ms=start + 3 * hour + 1, partition=0, signature="v0=late")
+    raw.flush()
+    assert worker.wait_counted(4) == {"typed": 3, "duplicate": 1}
 
 
 def test_worker_fails_fast_without_its_topics(

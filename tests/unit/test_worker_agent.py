@@ -159,6 +159,17 @@ async def test_retries_of_one_event_produce_one_typed_record() -> None:
     assert _count(metrics, "duplicate") == 2 and _count(metrics, "typed") == 1
 
 
+async def test_the_same_body_beyond_the_retention_is_written_again_even_in_one_batch() -> None:
+    sender = _Sender()
+    agent, store, _ = _agent(sender)
+    body = _evaluation()
+    late = 1_700_000_000.0 + 2 * 3600 + 1  # seconds: 2 h + 1 s after the first
+    events = [_Event(_Message(0, 0, body)), _Event(_Message(0, 1, body, timestamp=late))]
+    await agent.process(events, _Acks(sender))
+    assert len(sender.sent) == 2
+    assert list(store.values()) == [[round(late * 1000), 0]]
+
+
 async def test_a_rescore_is_written_again() -> None:
     sender = _Sender()
     agent, _, _ = _agent(sender)
