@@ -24,6 +24,7 @@ Faust settings chosen here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 PIPELINE_AGENT = "zoom-raw-pipeline"
 _MAX_REQUEST_BYTES = 1024 * 1024
+_LAG_INTERVAL_SECONDS = 2.0
+_LAG_TIMEOUT = 2.0
 DEDUP_TABLE = "dedup"
 
 
@@ -202,18 +204,30 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
 
     app.timer(settings.worker_dedup_purge_interval_seconds)(purge_dedup)
 
-    def lag() -> dict[int, int]:
-        result = {}
-        for partition, next_offset in list(agent.next_offsets.items()):
-            try:
-                highwater = app.consumer.highwater(TP(raw_name, partition))
-            except Exception:
-                continue
-            if isinstance(highwater, int):
-                result[partition] = max(0, highwater - next_offset)
-        return result
+    lag: dict[int, int] = {}
 
-    context.metrics.watch_lag(lag)
+    async def measure_lag() -> None:
+        """Raw partitions this worker owns -> records not yet processed (for ``/metrics``)."""
+        current: dict[int, int] = {}
+        try:
+            consumer = app.consumer
+            for tp in consumer.assignment():
+                if tp.topic != raw_name:
+                    continue
+                highwater = consumer.highwater(tp)
+                next_offset = agent.next_offsets.get(tp.partition)
+                if next_offset is None:  # nothing processed here yet: where the consumer stands
+                    next_offset = await asyncio.wait_for(consumer.position(tp), _LAG_TIMEOUT)
+                if isinstance(highwater, int) and isinstance(next_offset, int):
+                    current[tp.partition] = max(0, highwater - next_offset)
+        except Exception as exc:  # rebalancing, not started yet: keep the last figures
+            log.debug("consumer lag not measured: %r", exc)
+            return
+        lag.clear()
+        lag.update(current)
+
+    app.timer(_LAG_INTERVAL_SECONDS)(measure_lag)
+    context.metrics.watch_lag(lambda: dict(lag))
 
 
 def install_metrics_view(app: faust.App, context: WorkerContext) -> None:

@@ -15,8 +15,9 @@ process. Metrics:
   logged with their raw coordinates.
 * ``zoom_worker_dedup_entries`` / ``zoom_worker_dedup_purged_total``: the deduplication table.
 * ``zoom_worker_consumer_lag{partition}``: raw records not yet processed, per raw partition this
-  worker has processed from: the consumer's high watermark minus the next offset to process. Read
-  from the consumer's fetch state at scrape time, no broker request.
+  worker owns: the consumer's high watermark minus the next offset to process (before the first
+  record, the consumer's position). Measured every 2 s from the consumer's fetch state, without
+  a broker request.
 """
 
 from __future__ import annotations

@@ -522,7 +522,17 @@ def test_seed_examples_bad_inputs_and_retries(
         == 1
     )
     assert any(name == "zoom_worker_event_latency_seconds_count" for name, _ in samples)
-    assert any(name == "zoom_worker_consumer_lag" for name, _ in samples)
+    deadline = time.monotonic() + OUTPUT_SECONDS  # lag is measured every 2 s
+    while True:
+        lag = {
+            dict(labels)["partition"]: value
+            for (name, labels), value in worker.metrics().items()
+            if name == "zoom_worker_consumer_lag"
+        }
+        if lag == {str(p): 0 for p in range(PARTITIONS)}:
+            break
+        assert time.monotonic() < deadline, lag
+        time.sleep(0.2)
 
 
 def test_dedup_retention_is_measured_in_raw_record_time(
