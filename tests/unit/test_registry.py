@@ -228,3 +228,21 @@ def test_confluent_avro_deserializer_reads_our_records(
         __import__("io").BytesIO(data[5:]), fastavro.parse_schema(schemas[event_type]), None
     )
     assert datum == expected
+
+
+def test_the_worker_refuses_to_start_on_an_incompatible_schema(
+    registry: FakeSchemaRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from connector.cli import main
+
+    changed = json.loads(json.dumps(load_schemas()[EVALUATION]))
+    changed["fields"] = changed["fields"][:-1]
+    registry.register(f"zoom.{EVALUATION}-value", json.dumps(changed))
+    monkeypatch.setenv("SCHEMA_REGISTRY_URL", registry.url)
+    monkeypatch.setenv("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "zoom:s3cret")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never reached
+    assert main(["worker"]) == 2
+    error = capsys.readouterr().err
+    assert f"zoom.{EVALUATION}-value" in error and "incompatible" in error
