@@ -41,9 +41,7 @@ def test_topics_create_makes_every_topic_and_can_run_again(
     assert create_topics_command(settings, out=first) == 0
     lines = first.getvalue().splitlines()
     assert lines[-1] == f"{len(expected)} created, 0 already existed"
-    assert {line.split()[1] for line in lines[:-1] if line.startswith("created ")} == set(
-        expected
-    )
+    assert {line.split()[1] for line in lines[:-1] if line.startswith("created ")} == set(expected)
 
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     metadata = admin.list_topics(timeout=30)
