@@ -13,7 +13,9 @@ topic                                  configuration
 =====================================  ===================================================
 
 The raw and dead-letter topics also allow records as large as the largest body the source accepts
-(``SOURCE_MAX_BODY_BYTES``) plus room for headers. Topics that exist already are left as they are
+(``SOURCE_MAX_BODY_BYTES``) plus room for headers, and never less than Kafka's default
+``max.message.bytes`` (the limit applies to whole record batches, which producers fill up to
+about 1 MB). Topics that exist already are left as they are
 and reported with their partition count (a raw topic with a different count is fine: the worker
 sizes its tables after the real one). Faust creates its own internal topics (table changelogs).
 """
@@ -52,6 +54,10 @@ class TopicSpec:
     config: Mapping[str, str] = field(default_factory=dict)
 
 
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES: Final = 1_048_588
+"""The broker's default ``message.max.bytes``: the largest record batch a topic takes."""
+
+
 def max_record_bytes(settings: Settings) -> int:
     """The largest raw or dead-letter record: the largest accepted body plus headers."""
     return settings.source_max_body_bytes + RECORD_HEADROOM_BYTES
@@ -66,7 +72,8 @@ def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpe
             name, settings.topic_partitions, settings.topic_replication_factor, dict(config)
         )
 
-    large = {"max.message.bytes": str(max_record_bytes(settings))}
+    batch = max(KAFKA_DEFAULT_MAX_MESSAGE_BYTES, max_record_bytes(settings))
+    large = {"max.message.bytes": str(batch)}
     return [
         spec(names.raw, **{"retention.ms": str(settings.raw_retention_ms)}, **large),
         *(

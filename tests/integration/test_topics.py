@@ -32,6 +32,7 @@ def test_topics_create_makes_every_topic_and_can_run_again(
         raw_retention_ms=3_600_000,
         typed_retention_ms=7_200_000,
         dlq_retention_ms=10_800_000,
+        source_max_body_bytes=2 * 1024 * 1024,
     )
     names = TopicNames(settings.topic_prefix)
     event_types = load_catalog().event_types
@@ -49,9 +50,10 @@ def test_topics_create_makes_every_topic_and_can_run_again(
         assert len(metadata.topics[topic].partitions) == 2, topic
     raw = _configs(admin, names.raw)
     assert raw["retention.ms"] == "3600000"
-    assert raw["max.message.bytes"] == str(max_record_bytes(settings))
+    assert raw["max.message.bytes"] == str(max_record_bytes(settings)) == str((2048 + 128) * 1024)
     assert _configs(admin, names.typed(event_types[0]))["retention.ms"] == "7200000"
     assert _configs(admin, names.dlq)["retention.ms"] == "10800000"
+    assert _configs(admin, names.dlq)["max.message.bytes"] == raw["max.message.bytes"]
     assert _configs(admin, names.agent_scores)["cleanup.policy"] == "compact"
 
     again = io.StringIO()
@@ -59,3 +61,18 @@ def test_topics_create_makes_every_topic_and_can_run_again(
     lines = again.getvalue().splitlines()
     assert lines[-1] == f"0 created, {len(expected)} already existed"
     assert f"exists  {names.raw} (partitions=2)" in lines
+
+
+def test_topics_never_take_less_than_kafkas_default_batch_size(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    """Small bodies must not shrink max.message.bytes: it limits whole producer batches."""
+    settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=unique_name("topics"),
+        source_max_body_bytes=64 * 1024,
+    )
+    assert create_topics_command(settings, out=io.StringIO()) == 0
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    raw = _configs(admin, TopicNames(settings.topic_prefix).raw)
+    assert raw["max.message.bytes"] == "1048588"
