@@ -174,6 +174,10 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         context.metrics,
         stopping=lambda: bool(app.should_stop),
     )
+    # Table writes wait in Faust's producer buffer, which warns and throttles the stream above
+    # 100 messages; a batch writes up to one mark per record, so let it hold a batch or two.
+    buffer = app.producer.buffer
+    buffer.max_messages = max(buffer.max_messages, 2 * settings.worker_batch_size)
 
     @app.agent(raw, name=PIPELINE_AGENT)
     async def pipeline(stream: Any) -> None:
