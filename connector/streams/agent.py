@@ -17,7 +17,12 @@ acknowledge by itself) and, per batch:
    written for it are stored. If the worker stops or dies before step 4, nothing is acknowledged and
    the batch is processed again: its typed records may be written a second time, with the same
    ``zoom-event-id`` header (at-least-once; the deduplication table usually catches even that,
-   unless the crash came between steps 2 and 3).
+   unless the crash came before the marks of step 3 reached the table's changelog).
+
+Why ``noack_take`` rather than ``take`` or ``take_events``: those acknowledge a batch in a
+``finally`` clause, also when the code consuming it raised, so a batch whose writes failed would
+be committed, i.e. lost. Here a batch that fails outside the per-record isolation stays
+unacknowledged: Faust cannot commit past it, and it is processed again after a restart.
 
 Records are routed in raw order and written in that order per partition; only a retried write may
 land after a later one.
