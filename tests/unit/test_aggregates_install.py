@@ -297,7 +297,7 @@ PARTITIONS = 4
 def _state_of(agent: str, scores: list[float]) -> bytes:
     state = AgentState(agent)
     for i, score in enumerate(scores):
-        state.apply(_evaluation(agent, f"{agent}-{i}", T0 + i, score), RETENTION)
+        state.apply(_evaluation(agent, f"{agent}-{i}", T0 + i, score), RETENTION, T0)
     return state.to_bytes()
 
 

@@ -78,6 +78,7 @@ def _agent(agent: str, scores: list[tuple[int, float | None]]) -> AgentState:
         state.apply(
             Evaluation(agent, f"{agent}-{number}", ts, score, None, None, None, agent.upper()),
             RETENTION,
+            0,
         )
     return state
 
@@ -103,7 +104,7 @@ def test_entries_per_window_and_as_of() -> None:
 def test_interaction_entries() -> None:
     state = AgentState("name:x")
     state.apply(
-        InteractionAnalysis("name:x", "i", T0, 1.0, 2.0, 3.0, 4, 5, 6, 7, None, None), RETENTION
+        InteractionAnalysis("name:x", "i", T0, 1.0, 2.0, 3.0, 4, 5, 6, 7, None, None), RETENTION, 0
     )
     query = parse_query({"metric": "interactions.crosstalk_event_total", "window": "30d"})
     assert entry_of(state, query, T0) == Entry(5, "name:x", None, 1)

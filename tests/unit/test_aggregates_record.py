@@ -39,15 +39,18 @@ RETENTION = Retention(31 * DAY, 3000)
 def _document(as_of: int | None = None) -> dict[str, dict[str, Any]]:
     state = AgentState("agent-1")
     state.apply(
-        Evaluation("agent-1", "e1", 20_000 * DAY, 10.0, 0.2, "MANUAL", None, "A"), RETENTION
+        Evaluation("agent-1", "e1", 20_000 * DAY, 10.0, 0.2, "MANUAL", None, "A"), RETENTION, 0
     )
-    state.apply(Evaluation("agent-1", "e2", 20_001 * DAY, None, None, None, "C", None), RETENTION)
+    state.apply(
+        Evaluation("agent-1", "e2", 20_001 * DAY, None, None, None, "C", None), RETENTION, 0
+    )
     named = AgentState("name:Admin3")
     named.apply(
         InteractionAnalysis(
             "name:Admin3", "i", 20_000 * DAY, 1.0, None, 2.0, 1, 2, 3, 4, "SMS", "q", "Q"
         ),
         RETENTION,
+        0,
     )
     return {"evaluations": agent_scores(state, as_of), "interactions": agent_scores(named, as_of)}
 

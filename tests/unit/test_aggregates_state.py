@@ -28,6 +28,7 @@ HOUR = 3_600_000
 T0 = 20_000 * DAY  # 2024-10-04T00:00:00Z, a day boundary
 LONG = Retention(replaceable_ms=10_000 * DAY, max_replaceable=1_000_000)
 DEFAULT = Retention(replaceable_ms=31 * DAY + 2 * HOUR, max_replaceable=3000)
+NOW = T0 + 2 * DAY  # wall-clock time of single applications
 
 
 def evaluation(
@@ -75,12 +76,16 @@ def interaction(
 
 
 def apply_all(
-    events: Iterable[Evaluation | InteractionAnalysis], retention: Retention = LONG
+    events: Iterable[Evaluation | InteractionAnalysis],
+    retention: Retention = LONG,
+    now: int | None = None,
 ) -> AgentState:
+    """Apply ``events`` in order, each at wall-clock time ``now`` (default: its own event_ts,
+    as when events are processed as they happen)."""
     events = list(events)
     state = AgentState(events[0].agent)
     for event in events:
-        state.apply(event, retention)
+        state.apply(event, retention, event.event_ts if now is None else now)
     return state
 
 
@@ -327,12 +332,18 @@ def test_late_events_land_in_their_own_day() -> None:
 def test_an_event_older_than_every_kept_day_counts_in_lifetime_only() -> None:
     recent = evaluation("recent", T0, score=50)
     ancient = evaluation("ancient", T0 - 90 * DAY, score=1)
-    state = apply_all([recent, ancient], DEFAULT)
+    state = apply_all([recent, ancient], DEFAULT, now=NOW)
     figures = agent_scores(state)["evaluations"]
     assert figures["lifetime"]["count"] == 2 and figures["lifetime"]["score_min"] == 1
     assert figures["last_30_days"]["count"] == 1 and figures["last_30_days"]["score_min"] == 50
+    # folded a month later: into lifetime, into no day
+    state.apply(evaluation("later", T0 + DAY, score=60), DEFAULT, NOW + 32 * DAY)
     section = state.evaluations
-    assert section is not None and "ancient" not in section.live
+    assert section is not None and set(section.live) == {"later"}
+    assert sorted(section.days) == [T0 // DAY]
+    figures = agent_scores(state)["evaluations"]
+    assert figures["lifetime"]["count"] == 3 and figures["lifetime"]["score_min"] == 1
+    assert figures["last_30_days"]["count"] == 2 and figures["last_30_days"]["score_min"] == 50
 
 
 # --- re-scores and duplicates ------------------------------------------------------------------
@@ -343,9 +354,9 @@ def test_a_rescore_replaces_the_earlier_version() -> None:
     first = evaluation("a", T0, score=10, ratio=0.1, kind="AUTOMATED")
     other = evaluation("b", T0 + HOUR, score=30, ratio=0.3)
     rescore = evaluation("a", T0 + 5 * DAY, score=90, ratio=0.9, kind="MANUAL")
-    assert state.apply(first, DEFAULT) is Outcome.ADDED
-    assert state.apply(other, DEFAULT) is Outcome.ADDED
-    assert state.apply(rescore, DEFAULT) is Outcome.REPLACED
+    assert state.apply(first, DEFAULT, NOW) is Outcome.ADDED
+    assert state.apply(other, DEFAULT, NOW) is Outcome.ADDED
+    assert state.apply(rescore, DEFAULT, NOW) is Outcome.REPLACED
     lifetime = agent_scores(state)["evaluations"]["lifetime"]
     assert lifetime["count"] == 2
     assert lifetime["score_mean"] == pytest.approx(60.0)
@@ -367,9 +378,9 @@ def test_an_older_version_arriving_later_is_ignored() -> None:
     newer = evaluation("a", T0 + DAY, score=80)
     older = evaluation("a", T0, score=20)
     state = AgentState(AGENT)
-    state.apply(newer, DEFAULT)
+    state.apply(newer, DEFAULT, NOW)
     before = state.to_bytes()
-    assert state.apply(older, DEFAULT) is Outcome.STALE
+    assert state.apply(older, DEFAULT, NOW) is Outcome.STALE
     assert state.to_bytes() == before
     assert agent_scores(state)["evaluations"]["lifetime"]["score_mean"] == 80
 
@@ -377,19 +388,19 @@ def test_an_older_version_arriving_later_is_ignored() -> None:
 def test_a_duplicate_changes_nothing() -> None:
     event = evaluation("a", T0, score=10)
     state = AgentState(AGENT)
-    assert state.apply(event, DEFAULT) is Outcome.ADDED
+    assert state.apply(event, DEFAULT, NOW) is Outcome.ADDED
     before = state.to_bytes()
     # a duplicate is the same id and event_ts, even if some field differed
-    assert state.apply(evaluation("a", T0, score=99), DEFAULT) is Outcome.DUPLICATE
-    assert state.apply(event, DEFAULT) is Outcome.DUPLICATE
+    assert state.apply(evaluation("a", T0, score=99), DEFAULT, NOW) is Outcome.DUPLICATE
+    assert state.apply(event, DEFAULT, NOW) is Outcome.DUPLICATE
     assert state.to_bytes() == before
 
 
 def test_min_and_max_follow_replacements_of_the_extremes() -> None:
     events = [evaluation(str(i), T0 + i, score=float(i)) for i in range(1, 6)]
     state = apply_all(events, DEFAULT)
-    state.apply(evaluation("1", T0 + DAY, score=3.0), DEFAULT)  # the min becomes 2
-    state.apply(evaluation("5", T0 + DAY, score=4.5), DEFAULT)  # the max becomes 4.5
+    state.apply(evaluation("1", T0 + DAY, score=3.0), DEFAULT, NOW)  # the min becomes 2
+    state.apply(evaluation("5", T0 + DAY, score=4.5), DEFAULT, NOW)  # the max becomes 4.5
     lifetime = agent_scores(state)["evaluations"]["lifetime"]
     assert (lifetime["score_min"], lifetime["score_max"]) == (2.0, 4.5)
 
@@ -403,7 +414,7 @@ def test_replaying_everything_again_is_a_no_op() -> None:
     state = apply_all(events, DEFAULT)
     snapshot = state.to_bytes()
     for event in events:
-        state.apply(event, DEFAULT)
+        state.apply(event, DEFAULT, NOW)
     assert state.to_bytes() == snapshot
 
 
@@ -430,6 +441,30 @@ def test_a_rescore_after_folding_counts_as_a_new_evaluation() -> None:
     assert lifetime["count"] == 3
     last_7 = agent_scores(state)["evaluations"]["last_7_days"]
     assert last_7["count"] == 2  # windows stay right: the folded version is out of them
+
+
+def test_nothing_is_folded_while_a_backlog_is_read() -> None:
+    """A backlog read at once: event time runs far ahead of some partitions, wall clock does not."""
+    rng = random.Random(5)
+    events = [evaluation(f"e{i}", T0 - rng.randrange(90) * DAY, score=i) for i in range(300)]
+    rescores = [evaluation(e.id, e.event_ts + HOUR, score=-1.0) for e in events[::7]]
+    ahead = sorted(events, key=lambda e: -e.event_ts)  # the newest first: the worst order
+    state = apply_all([*ahead, *rescores, *events[::5]], DEFAULT, now=NOW)
+    section = state.evaluations
+    assert section is not None and len(section.live) == 300 and section.lifetime is None
+    check_against_reference(state, [*events, *rescores], None)
+
+
+def test_contributions_fold_by_wall_clock_age() -> None:
+    state = AgentState(AGENT)
+    state.apply(evaluation("a", T0, score=10), DEFAULT, NOW)
+    state.apply(evaluation("b", T0, score=20), DEFAULT, NOW + 31 * DAY)
+    section = state.evaluations
+    assert section is not None and set(section.live) == {"a", "b"}
+    state.apply(evaluation("c", T0, score=30), DEFAULT, NOW + 31 * DAY + 3 * HOUR)
+    assert set(section.live) == {"b", "c"}
+    assert section.lifetime is not None and section.lifetime.count == 1
+    assert agent_scores(state)["evaluations"]["lifetime"]["score_mean"] == 20.0
 
 
 def test_the_count_cap_keeps_windows_exact() -> None:
@@ -460,9 +495,11 @@ def test_state_survives_serialisation() -> None:
     restored = AgentState.from_bytes(state.to_bytes())
     assert restored == state
     for event in events[-60:]:  # still replaceable
-        assert restored.apply(event, retention) is Outcome.DUPLICATE
+        assert restored.apply(event, retention, NOW) is Outcome.DUPLICATE
     later = evaluation("e0", T0 + 1000 * HOUR, score=1)
-    assert restored.apply(later, retention) is state.apply(later, retention) is Outcome.ADDED
+    assert (
+        restored.apply(later, retention, NOW) is state.apply(later, retention, NOW) is Outcome.ADDED
+    )
     assert restored.to_bytes() == state.to_bytes()
 
 
@@ -474,7 +511,7 @@ def test_unreadable_states_are_errors(data: bytes) -> None:
 
 def test_an_event_of_another_agent_is_refused() -> None:
     with pytest.raises(ValueError):
-        AgentState("someone-else").apply(evaluation("a", T0), DEFAULT)
+        AgentState("someone-else").apply(evaluation("a", T0), DEFAULT, NOW)
 
 
 # --- order does not matter ---------------------------------------------------------------------

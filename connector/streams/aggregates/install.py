@@ -259,6 +259,7 @@ class Aggregator:
         retention: Retention,
         metrics: AggregateMetrics,
         stopping: Callable[[], bool],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -266,10 +267,12 @@ class Aggregator:
         self._retention = retention
         self._metrics = metrics
         self._stopping = stopping
+        self._clock = clock
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         states: dict[bytes, AgentState] = {}
         last_event: dict[bytes, Any] = {}
+        now_ms = round(self._clock() * 1000)
         for event in events:
             message = event.message
             key: bytes | None = message.key
@@ -292,7 +295,7 @@ class Aggregator:
                 state = AgentState.from_bytes(stored) if stored is not None else None
                 state = state or AgentState(score_event.agent)
                 states[key] = state
-            outcome = state.apply(score_event, self._retention)
+            outcome = state.apply(score_event, self._retention, now_ms)
             self._metrics.updates.labels(str(outcome)).inc()
             last_event[key] = event
         writes: list[Write] = []

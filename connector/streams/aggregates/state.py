@@ -5,7 +5,7 @@ atomic). It has a *section* per kind of score event (evaluations, interaction an
 holding:
 
 * ``live``: the contribution of every *replaceable* event, by event id (``evaluation_id`` or
-  ``interaction_id``): its ``event_ts`` and the numbers it adds;
+  ``interaction_id``): its ``event_ts``, the numbers it adds, and when it was applied;
 * ``lifetime``: totals of the contributions *folded* out of ``live`` (no longer replaceable);
 * ``days``: the same folded totals per UTC day, for the :data:`~.windows.KEPT_DAYS` days up to
   the agent's latest event day (older days are dropped; they can be in no window);
@@ -21,16 +21,20 @@ stay right, and the replaceable part is kept whole.
 * ``i`` is live with a time ``>= t``: nothing changes (a duplicate has the same ``t``, an older
   version a smaller one);
 * else the event's contribution becomes ``live[i]``, replacing any earlier version;
-* then contributions older than the replaceable horizon (``latest - replaceable_ms``) are folded,
-  and, beyond ``max_replaceable`` live ones, the oldest are folded too.
+* then the contributions applied more than ``replaceable_ms`` ago (wall clock; default 31 days +
+  2 hours) are folded, and, beyond ``max_replaceable`` live ones (default 3000), those with the
+  oldest ``event_ts``.
 
-Replaying any events already applied is therefore a no-op, whatever the cause (Zoom's retries, the
+Replaying events already applied is therefore a no-op, whatever the cause (Zoom's retries, the
 re-keying stage writing a record twice, a worker restarted before its offsets were committed), and
 the state is the function of the distinct latest versions, whatever their order, as long as every
-version of an event arrives while its earlier version is still live. A version arriving after its
-predecessor was folded (more than ``replaceable_ms``, default 31 days + 2 hours, older than the
-agent's latest event, or pushed out by ``max_replaceable`` newer ones) cannot take the old one's
-numbers out again: it is counted as a new event. That is the price of a bounded state.
+version of an event arrives while its predecessor is still live. A version arriving after its
+predecessor was folded cannot take the old numbers out again: it counts as a new event. That is
+the price of a bounded state, and why the horizon is in wall-clock time rather than event time: in
+a backlog (a worker catching up, a replay from the typed topics) partitions are read at different
+speeds, so an agent's event time can run weeks ahead of a partition still being read; measured in
+processing time, nothing is folded while a backlog is read, and in steady state (events processed
+as they happen) the two clocks agree.
 """
 
 from __future__ import annotations
@@ -376,25 +380,28 @@ class Section(Generic[C, T]):
     lifetime: T | None = None
     days: dict[int, T] = field(default_factory=dict)
     live: dict[str, C] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)
+    """Event id -> when its live version was applied (wall clock, epoch ms)."""
     labels: dict[str, tuple[int, str]] = field(default_factory=dict)
-    _oldest_live: int | None = field(default=None, repr=False, compare=False)
-    """A lower bound of the oldest live ``event_ts`` (saves a scan per event)."""
+    _oldest_applied: int | None = field(default=None, repr=False, compare=False)
+    """A lower bound of the oldest ``applied`` time (saves a scan per event)."""
 
-    def apply(self, event_id: str, contribution: C, retention: Retention) -> Outcome:
-        """Apply one version of an event (see the module docstring)."""
+    def apply(self, event_id: str, contribution: C, retention: Retention, now_ms: int) -> Outcome:
+        """Apply one version of an event at wall-clock time ``now_ms`` (module docstring)."""
         ts = contribution[0]
         current = self.live.get(event_id)
         if current is not None and current[0] >= ts:
             return Outcome.DUPLICATE if current[0] == ts else Outcome.STALE
         self.live[event_id] = contribution
-        if self._oldest_live is None or ts < self._oldest_live:
-            self._oldest_live = ts
+        self.applied[event_id] = now_ms
+        if self._oldest_applied is None or now_ms < self._oldest_applied:
+            self._oldest_applied = now_ms
         if self.latest is None or ts > self.latest:
             self.latest = ts
             floor = oldest_kept_day(day_of(ts))
             for day in [d for d in self.days if d < floor]:
                 del self.days[day]
-        self._fold_expired(retention)
+        self._fold_expired(retention, now_ms)
         return Outcome.REPLACED if current is not None else Outcome.ADDED
 
     def label(self, key: str, ts: int, value: str | None) -> None:
@@ -415,27 +422,27 @@ class Section(Generic[C, T]):
     def live_contributions(self) -> Iterator[C]:
         return iter(self.live.values())
 
-    def _fold_expired(self, retention: Retention) -> None:
-        assert self.latest is not None
-        horizon = self.latest - retention.replaceable_ms
+    def _fold_expired(self, retention: Retention, now_ms: int) -> None:
+        horizon = now_ms - retention.replaceable_ms
         if (
-            self._oldest_live is not None
-            and self._oldest_live >= horizon
+            self._oldest_applied is not None
+            and self._oldest_applied >= horizon
             and len(self.live) <= retention.max_replaceable
         ):
             return
-        for event_id in [i for i, c in self.live.items() if c[0] < horizon]:
+        for event_id in [i for i, at in self.applied.items() if at < horizon]:
             self._fold(event_id)
         excess = len(self.live) - retention.max_replaceable
         if excess > 0:
             oldest = sorted(self.live, key=lambda i: (self.live[i][0], i))[:excess]
             for event_id in oldest:
                 self._fold(event_id)
-        self._oldest_live = min((c[0] for c in self.live.values()), default=None)
+        self._oldest_applied = min(self.applied.values(), default=None)
 
     def _fold(self, event_id: str) -> None:
         assert self.latest is not None
         contribution = self.live.pop(event_id)
+        del self.applied[event_id]
         if self.lifetime is None:
             self.lifetime = self.kind.totals()
         self.kind.add(self.lifetime, contribution)
@@ -447,17 +454,22 @@ class Section(Generic[C, T]):
             self.kind.add(totals, contribution)
 
     def to_json(self) -> dict[str, Any]:
+        entries: dict[str, list[Any]] = {}
+        for event_id in self.live:
+            entries[event_id] = [self.applied[event_id]]
+            entries[event_id].extend(self.live[event_id])
         return {
             "latest": self.latest,
             "lifetime": self.lifetime.to_json() if self.lifetime is not None else None,
             "days": {str(day): totals.to_json() for day, totals in sorted(self.days.items())},
-            "live": {i: list(c) for i, c in self.live.items()},
+            "live": entries,
             "labels": {k: list(v) for k, v in self.labels.items()},
         }
 
     @classmethod
     def from_json(cls, kind: Kind[C, T], data: Mapping[str, Any]) -> Section[C, T]:
-        live = {i: kind.contribution_from_json(c) for i, c in data["live"].items()}
+        live = {i: kind.contribution_from_json(c[1:]) for i, c in data["live"].items()}
+        applied = {i: int(c[0]) for i, c in data["live"].items()}
         lifetime = data["lifetime"]
         return cls(
             kind=kind,
@@ -465,8 +477,9 @@ class Section(Generic[C, T]):
             lifetime=kind.totals_from_json(lifetime) if lifetime is not None else None,
             days={int(d): kind.totals_from_json(t) for d, t in data["days"].items()},
             live=live,
+            applied=applied,
             labels={k: (v[0], v[1]) for k, v in data["labels"].items()},
-            _oldest_live=min((c[0] for c in live.values()), default=None),
+            _oldest_applied=min(applied.values(), default=None),
         )
 
 
@@ -485,15 +498,15 @@ class AgentState:
     evaluations: EvaluationSection | None = None
     interactions: InteractionSection | None = None
 
-    def apply(self, event: ScoreEvent, retention: Retention) -> Outcome:
-        """Apply one score event of this agent; see :class:`Outcome`."""
+    def apply(self, event: ScoreEvent, retention: Retention, now_ms: int) -> Outcome:
+        """Apply one score event of this agent at wall-clock time ``now_ms``."""
         if event.agent != self.agent:
             raise ValueError(f"event of agent {event.agent!r} applied to {self.agent!r}")
         if isinstance(event, Evaluation):
             if self.evaluations is None:
                 self.evaluations = Section(EVALUATIONS)
             outcome = self.evaluations.apply(
-                event.evaluation_id, evaluation_contribution(event), retention
+                event.evaluation_id, evaluation_contribution(event), retention, now_ms
             )
             if outcome.changed:
                 self.evaluations.label(DISPLAY_NAME, event.event_ts, event.display_name)
@@ -501,7 +514,7 @@ class AgentState:
         if self.interactions is None:
             self.interactions = Section(INTERACTIONS)
         outcome = self.interactions.apply(
-            event.interaction_id, interaction_contribution(event), retention
+            event.interaction_id, interaction_contribution(event), retention, now_ms
         )
         if outcome.changed and event.queue_id is not None:
             self.interactions.label(QUEUE_LABEL + event.queue_id, event.event_ts, event.queue_name)
