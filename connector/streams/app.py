@@ -4,7 +4,8 @@
 read from the environment here) and runs each *installer* on it. An installer adds agents, tables,
 timers or web views for one feature and gets the shared pieces in a :class:`WorkerContext`; the
 raw-topic pipeline (:func:`install_pipeline`) and the metrics view (:func:`install_metrics_view`)
-are the first two; later features append theirs to :data:`INSTALLERS`.
+are the first two, the agent score aggregates (:mod:`connector.streams.aggregates`) the third;
+later features append theirs to :data:`INSTALLERS`.
 
 Faust settings chosen here:
 
@@ -18,6 +19,7 @@ Faust settings chosen here:
 * tables: store ``WORKER_STORE`` (``memory://``, or ``rocksdb://`` under ``WORKER_DATA_DIR``),
   as many partitions as the raw topic (Faust insists: a table's changelog is co-partitioned with
   the topic that writes it), replication ``TOPIC_REPLICATION_FACTOR``;
+* standby replicas of every table: ``WORKER_STANDBY_REPLICAS`` (default 1);
 * web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
 * raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
 """
@@ -39,6 +41,7 @@ from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
 from connector.settings import Settings
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
+from connector.streams.aggregates.install import install_agent_scores
 from connector.streams.credentials import broker_credentials, broker_urls
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
@@ -102,6 +105,7 @@ def create_app(
         topic_partitions=partitions,
         topic_replication_factor=settings.topic_replication_factor,
         topic_disable_leader=True,
+        table_standby_replicas=settings.worker_standby_replicas,
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
@@ -243,5 +247,5 @@ def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
         return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-INSTALLERS: list[Installer] = [install_pipeline, install_metrics_view]
+INSTALLERS: list[Installer] = [install_pipeline, install_metrics_view, install_agent_scores]
 """What :func:`create_app` installs, in order."""

@@ -39,7 +39,7 @@ def build_codec(settings: Settings) -> EventCodec:
 def raw_partition_count(settings: Settings, event_types: list[str]) -> int:
     """The raw topic's partition count, once every topic the worker uses is known to exist."""
     names = TopicNames(settings.topic_prefix)
-    needed = [names.raw, names.dlq, *map(names.typed, event_types)]
+    needed = [names.raw, names.dlq, *map(names.typed, event_types), names.agent_scores]
     counts = partition_counts(settings, needed)
     missing = [name for name in needed if counts.get(name) is None]
     if missing:
