@@ -44,6 +44,7 @@ from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
 from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
+from connector.streams.aggregates.install import FORWARDED_HEADER
 from connector.streams.aggregates.record import AgentScoresCodec
 from connector.topics import TopicNames
 from tests.unit.test_registry import FakeSchemaRegistry
@@ -652,6 +653,36 @@ def test_aggregates_survive_kill_9_and_restart(
     if commit_interval == "60":  # nothing was committed: the second worker redid everything
         typed_records = len(stream.distinct) + sum(kind == "typed" for kind, _ in stream.arrivals)
         assert second.updates() >= typed_records
+
+
+def test_any_worker_answers_for_any_agent(
+    deployment: Deployment, start_worker: Callable[[str], Worker]
+) -> None:
+    """Two workers share the partitions; each answers for every agent, forwarding to the owner."""
+    stream = generate(seed=4, now_ms=int(time.time() * 1000))
+    arrivals = stream.arrivals[:600]
+    distinct = [json.loads(body) for _, body in arrivals]
+    workers = [start_worker("worker-1"), start_worker("worker-2")]
+    Feeder(deployment).feed(arrivals)
+    expected = expected_scores(distinct)
+    answers = [
+        wait_for_http(worker, expected, START_SECONDS + CONVERGE_SECONDS) for worker in workers
+    ]
+    assert answers[0] == answers[1]
+    owned = []
+    for worker in workers:  # a forwarded request is answered from the worker's own partitions
+        response = worker.get("/agents", window="lifetime", metric="evaluations.count")
+        assert response is not None and response.status_code == 200
+        local = httpx.get(
+            f"{worker.url}/agents",
+            params={"window": "lifetime", "metric": "evaluations.count"},
+            headers={FORWARDED_HEADER: "1"},
+        ).json()
+        owned.append(set(local["partitions"]))
+        board = response.json()
+        assert board["agents_ranked"] == sum(1 for e in expected.values() if e["evaluations"])
+    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert owned[0] | owned[1] == set(range(PARTITIONS))
 
 
 def test_agent_scores_in_confluent_framing_with_a_registry(
