@@ -8,15 +8,22 @@ Variable names are the ones fixed in the project's interface (``KAFKA_BOOTSTRAP_
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from connector.errors import ConfigurationError
 
 DEFAULT_BOOTSTRAP = "localhost:9092"
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SASL_PROTOCOLS: Final = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+TLS_PROTOCOLS: Final = frozenset({"SSL", "SASL_SSL"})
+DEFAULT_SASL_MECHANISM: Final = "PLAIN"
 
 
 class Settings(BaseSettings):
@@ -34,10 +41,17 @@ class Settings(BaseSettings):
     kafka_ssl_ca_location: str | None = None
     kafka_ssl_certificate_location: str | None = None
     kafka_ssl_key_location: str | None = None
+    # The password of an encrypted KAFKA_SSL_KEY_LOCATION.
+    kafka_ssl_key_password: SecretStr | None = None
 
-    # Optional Confluent-compatible schema registry.
+    # Optional Confluent-compatible schema registry. Its TLS files are its own (a registry
+    # often has a public certificate while the brokers have a private CA): unset, an https://
+    # registry is verified against the system's CAs, and no client certificate is sent.
     schema_registry_url: str | None = None
     schema_registry_basic_auth_user_info: SecretStr | None = None
+    schema_registry_ssl_ca_location: str | None = None
+    schema_registry_ssl_certificate_location: str | None = None
+    schema_registry_ssl_key_location: str | None = None
 
     # Zoom app secret token(s): a comma-separated list is accepted (rotation, several apps).
     zoom_webhook_secret_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -86,6 +100,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
     @field_validator("zoom_webhook_secret_token", mode="before")
     @classmethod
     def _split_secrets(cls, value: Any) -> Any:
@@ -102,22 +121,93 @@ class Settings(BaseSettings):
         """The Zoom secret tokens as bytes, ready for HMAC."""
         return [s.get_secret_value().encode() for s in self.zoom_webhook_secret_token]
 
+    def check_kafka_security(self) -> None:
+        """Refuse contradictory or incomplete ``KAFKA_SECURITY_PROTOCOL`` / SASL / SSL settings.
+
+        Every Kafka client (librdkafka's and Faust's) is configured after this check, so a
+        mistake is one clear :class:`~connector.errors.ConfigurationError` at start-up rather
+        than a client silently ignoring a setting, or a handshake failing later.
+        """
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        tls = {
+            "KAFKA_SSL_CA_LOCATION": self.kafka_ssl_ca_location,
+            "KAFKA_SSL_CERTIFICATE_LOCATION": self.kafka_ssl_certificate_location,
+            "KAFKA_SSL_KEY_LOCATION": self.kafka_ssl_key_location,
+            "KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+        }
+        if protocol in SASL_PROTOCOLS:
+            missing = [
+                name
+                for name in ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
+                if sasl[name] is None
+            ]
+            if missing:
+                raise ConfigurationError(
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)}"
+                )
+        else:
+            _refuse_unused(sasl, protocol, "SASL_PLAINTEXT or SASL_SSL")
+        if protocol in TLS_PROTOCOLS:
+            cert, key = self.kafka_ssl_certificate_location, self.kafka_ssl_key_location
+            if bool(cert) != bool(key):
+                raise ConfigurationError(
+                    "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
+                    " (a client certificate and its private key, for mutual TLS)"
+                )
+            if self.kafka_ssl_key_password is not None and not key:
+                raise ConfigurationError("KAFKA_SSL_KEY_PASSWORD needs KAFKA_SSL_KEY_LOCATION")
+            for name in ("KAFKA_SSL_CA_LOCATION", *_CLIENT_CERT_FILES):
+                _require_file(name, tls[name])
+        else:
+            _refuse_unused(tls, protocol, "SSL or SASL_SSL")
+
     def kafka_client_config(self) -> dict[str, str]:
-        """librdkafka (confluent-kafka) settings for the cluster, security included."""
+        """librdkafka (confluent-kafka) settings for the cluster, security included.
+
+        The SASL mechanism defaults to ``PLAIN`` (as for Faust's clients; librdkafka's own
+        default would be GSSAPI). Raises :class:`~connector.errors.ConfigurationError` as
+        :meth:`check_kafka_security` does.
+        """
+        self.check_kafka_security()
+        protocol = self.kafka_security_protocol
         config: dict[str, str] = {
             "bootstrap.servers": self.bootstrap_servers,
-            "security.protocol": self.kafka_security_protocol.lower(),
+            "security.protocol": protocol.lower(),
         }
-        if self.kafka_sasl_mechanism:
-            config["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username is not None:
+        if protocol in SASL_PROTOCOLS:
+            assert self.kafka_sasl_username is not None and self.kafka_sasl_password is not None
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism or DEFAULT_SASL_MECHANISM
             config["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password is not None:
             config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_ca_location:
-            config["ssl.ca.location"] = self.kafka_ssl_ca_location
-        if self.kafka_ssl_certificate_location:
-            config["ssl.certificate.location"] = self.kafka_ssl_certificate_location
-        if self.kafka_ssl_key_location:
-            config["ssl.key.location"] = self.kafka_ssl_key_location
+        if protocol in TLS_PROTOCOLS:
+            if self.kafka_ssl_ca_location:
+                config["ssl.ca.location"] = self.kafka_ssl_ca_location
+            if self.kafka_ssl_certificate_location:
+                config["ssl.certificate.location"] = self.kafka_ssl_certificate_location
+            if self.kafka_ssl_key_location:
+                config["ssl.key.location"] = self.kafka_ssl_key_location
+            if self.kafka_ssl_key_password is not None:
+                config["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         return config
+
+
+_CLIENT_CERT_FILES: Final = ("KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION")
+
+
+def _refuse_unused(values: Mapping[str, object], protocol: str, wanted: str) -> None:
+    unused = [name for name, value in values.items() if value not in (None, "")]
+    if unused:
+        raise ConfigurationError(
+            f"{', '.join(unused)} set, but KAFKA_SECURITY_PROTOCOL={protocol} would ignore"
+            f" {'it' if len(unused) == 1 else 'them'}: set KAFKA_SECURITY_PROTOCOL to {wanted}"
+        )
+
+
+def _require_file(name: str, value: object) -> None:
+    if isinstance(value, str) and value and not Path(value).is_file():
+        raise ConfigurationError(f"{name}={value}: no such file")

@@ -11,7 +11,9 @@ Registering a schema the registry already has returns its id, so restarts are id
 the subject's compatibility level refuses (HTTP 409) stops the worker at start-up with
 :class:`IncompatibleSchemaError`, naming the subject: evolve the schema compatibly, or change the
 subject's compatibility level deliberately. Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO``
-(``user:password``).
+(``user:password``). TLS: ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://``
+registry; the system's CAs otherwise), ``SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`` and
+``SCHEMA_REGISTRY_SSL_KEY_LOCATION`` (a client certificate, for a registry requiring mutual TLS).
 """
 
 from __future__ import annotations
@@ -52,7 +54,12 @@ def value_subject(topic: str) -> str:
 
 
 def registry_client(settings: Settings) -> SchemaRegistryClient:
-    """A client for ``SCHEMA_REGISTRY_URL`` with the configured basic auth."""
+    """A client for ``SCHEMA_REGISTRY_URL`` with the configured basic auth and TLS files."""
+    return SchemaRegistryClient(registry_client_config(settings))
+
+
+def registry_client_config(settings: Settings) -> dict[str, Any]:
+    """The ``SchemaRegistryClient`` configuration: URL, basic auth and TLS files."""
     if not settings.schema_registry_url:
         raise ConfigurationError("SCHEMA_REGISTRY_URL is not set")
     config: dict[str, Any] = {"url": settings.schema_registry_url}
@@ -60,7 +67,19 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
         config["basic.auth.user.info"] = (
             settings.schema_registry_basic_auth_user_info.get_secret_value()
         )
-    return SchemaRegistryClient(config)
+    cert = settings.schema_registry_ssl_certificate_location
+    key = settings.schema_registry_ssl_key_location
+    if key and not cert:
+        raise ConfigurationError(
+            "SCHEMA_REGISTRY_SSL_KEY_LOCATION needs SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION"
+        )
+    files = {
+        "ssl.ca.location": settings.schema_registry_ssl_ca_location,
+        "ssl.certificate.location": cert,
+        "ssl.key.location": key,
+    }
+    config.update({name: path for name, path in files.items() if path})
+    return config
 
 
 def register_schemas(

@@ -5,9 +5,13 @@
 * ``PLAINTEXT``: none.
 * ``SSL``: :class:`faust.SSLCredentials` with a context trusting ``KAFKA_SSL_CA_LOCATION`` (else
   the system's CAs) and, when both are set, the client certificate
-  ``KAFKA_SSL_CERTIFICATE_LOCATION`` / ``KAFKA_SSL_KEY_LOCATION``.
+  ``KAFKA_SSL_CERTIFICATE_LOCATION`` / ``KAFKA_SSL_KEY_LOCATION`` (the key decrypted with
+  ``KAFKA_SSL_KEY_PASSWORD`` when set).
 * ``SASL_PLAINTEXT`` / ``SASL_SSL``: :class:`faust.SASLCredentials` with ``KAFKA_SASL_MECHANISM``
   (``PLAIN`` unless set), username and password; over SSL with the context above.
+
+Contradictory or incomplete settings are refused first, by the same check as librdkafka's
+configuration (:meth:`Settings.check_kafka_security`), so every client agrees.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import faust
 
 from connector.errors import ConfigurationError
-from connector.settings import Settings
+from connector.settings import DEFAULT_SASL_MECHANISM, Settings
 
 
 def broker_urls(settings: Settings) -> list[str]:
@@ -31,12 +35,22 @@ def broker_urls(settings: Settings) -> list[str]:
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """A client TLS context from the ``KAFKA_SSL_*`` settings."""
-    context = ssl.create_default_context(
-        ssl.Purpose.SERVER_AUTH, cafile=settings.kafka_ssl_ca_location or None
-    )
+    ca = settings.kafka_ssl_ca_location or None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load the CA certificates {ca}: {exc}") from exc
     cert, key = settings.kafka_ssl_certificate_location, settings.kafka_ssl_key_location
     if cert and key:
-        context.load_cert_chain(cert, key)
+        password = settings.kafka_ssl_key_password
+        try:
+            context.load_cert_chain(
+                cert, key, password.get_secret_value() if password is not None else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot load the client certificate {cert} with key {key}: {exc}"
+            ) from exc
     elif cert or key:
         raise ConfigurationError(
             "KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION go together"
@@ -46,6 +60,7 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
 
 def broker_credentials(settings: Settings) -> Any:
     """Faust's ``broker_credentials`` for the configured security protocol (``None``: plaintext)."""
+    settings.check_kafka_security()
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return None
@@ -58,6 +73,6 @@ def broker_credentials(settings: Settings) -> Any:
     return faust.SASLCredentials(
         username=settings.kafka_sasl_username,
         password=settings.kafka_sasl_password.get_secret_value(),
-        mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        mechanism=settings.kafka_sasl_mechanism or DEFAULT_SASL_MECHANISM,
         ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
     )
