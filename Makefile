@@ -26,9 +26,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## lint, format and types, plus the generated-schema drift check
+## lint, format and types, plus the drift checks of the generated schemas and AsyncAPI document
 check: $(STAMP)
 	$(BIN)/zoom-connector schemas check
+	$(BIN)/zoom-connector asyncapi check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -67,6 +67,20 @@ def _cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return send_command(settings, file=args.file, example=args.example, url=args.url)
 
 
+def _cmd_asyncapi(args: argparse.Namespace, settings: Settings) -> int:
+    from connector import asyncapi
+
+    if args.action == "generate":
+        return asyncapi.generate_command()
+    return asyncapi.check_command()
+
+
+def _cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.healthcheck import healthcheck_command
+
+    return healthcheck_command(settings, args.role)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoom-connector",
@@ -104,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--example", default=None, metavar="EVENT", help="send the spec's example")
     send.add_argument("--url", default=None, help="the source's URL [http://localhost:SOURCE_PORT]")
     send.set_defaults(handler=_cmd_send)
+
+    asyncapi = sub.add_parser(
+        "asyncapi", help="generate or check asyncapi/zoom-connector.asyncapi.json (the topics)"
+    )
+    asyncapi.add_argument("action", choices=["generate", "check"])
+    asyncapi.set_defaults(handler=_cmd_asyncapi)
+
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 when the local source and/or worker answer (containers)"
+    )
+    health.add_argument(
+        "role",
+        nargs="?",
+        choices=["source", "worker", "run"],
+        default=None,
+        help="what to probe [the container's main command, else either]",
+    )
+    health.set_defaults(handler=_cmd_healthcheck)
     return parser
 
 
