@@ -18,11 +18,16 @@ The raw and dead-letter topics also allow records as large as the largest body t
 about 1 MB). Topics that exist already are left as they are
 and reported with their partition count (a raw topic with a different count is fine: the worker
 sizes its tables after the real one). Faust creates its own internal topics (table changelogs).
+
+Before asking anything, :func:`verify_connection` makes sure the cluster answers with the
+configured credentials: a wrong SASL password or a TLS handshake failure is reported at once
+(:class:`KafkaAuthenticationError`), instead of as a request timeout half a minute later.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, TextIO
@@ -42,6 +47,10 @@ _TIMEOUT_SECONDS: Final = 30.0
 
 class TopicAdminError(ConnectorError):
     """The cluster could not be asked about, or refused to create, a topic."""
+
+
+class KafkaAuthenticationError(TopicAdminError):
+    """The cluster refused the connection: SASL credentials, or the TLS handshake."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,60 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({**settings.kafka_client_config(), "client.id": "zoom-connector-admin"})
 
 
+# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
+_REFUSALS: Final = frozenset(
+    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
+)
+_PROBE_SECONDS: Final = 1.0
+
+
+class _RefusalWatch:
+    """An ``error_cb`` keeping the last refusal librdkafka reported."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in _REFUSALS:
+            self.refusal = error.str()
+
+
+def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
+    """Return once the cluster answers a metadata request with the configured credentials.
+
+    Raises :class:`KafkaAuthenticationError` as soon as the cluster refuses the SASL credentials
+    or the TLS handshake fails, and :class:`TopicAdminError` when it does not answer in time.
+    """
+    watch = _RefusalWatch()
+    admin = AdminClient(
+        {**settings.kafka_client_config(), "client.id": "zoom-connector-admin", "error_cb": watch}
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=_PROBE_SECONDS)
+            return
+        except KafkaException as exc:
+            last = exc
+        admin.poll(0)  # serves error_cb
+        if watch.refusal is not None:
+            raise KafkaAuthenticationError(
+                f"Kafka at {settings.bootstrap_servers} refused the connection"
+                f" (KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}): {watch.refusal}."
+                " Check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and the"
+                " KAFKA_SSL_* files"
+            )
+        if time.monotonic() >= deadline:
+            raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")
+
+
 def partition_counts(
     settings: Settings, topics: Iterable[str], *, admin: AdminClient | None = None
 ) -> dict[str, int | None]:
     """Topic -> its partition count, ``None`` when it does not exist."""
-    admin = admin or admin_client(settings)
+    if admin is None:
+        verify_connection(settings)
+        admin = admin_client(settings)
     try:
         metadata = admin.list_topics(timeout=_TIMEOUT_SECONDS)
     except KafkaException as exc:
@@ -110,7 +168,9 @@ def create_topics(
     settings: Settings, specs: Sequence[TopicSpec], *, admin: AdminClient | None = None
 ) -> dict[str, str]:
     """Create ``specs``; topic -> ``created`` or ``exists``. Raises on any other failure."""
-    admin = admin or admin_client(settings)
+    if admin is None:
+        verify_connection(settings)
+        admin = admin_client(settings)
     futures = admin.create_topics(
         [
             NewTopic(
@@ -149,6 +209,7 @@ def create_topics_command(settings: Settings, out: TextIO = sys.stdout) -> int:
     from connector.spec import load_catalog
 
     specs = topic_specs(settings, load_catalog().event_types)
+    verify_connection(settings)
     admin = admin_client(settings)
     outcome = create_topics(settings, specs, admin=admin)
     existing = [name for name, what in outcome.items() if what == "exists"]

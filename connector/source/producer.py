@@ -116,6 +116,11 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
+# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
+_REFUSALS: Final = frozenset(
+    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
+)
+
 
 class KafkaClient(Protocol):
     """The part of confluent-kafka's ``Producer`` used here (a seam for unit tests)."""
@@ -273,6 +278,8 @@ class KafkaDurableProducer:
         if error.fatal():
             log.error("kafka client fatal error code=%s %s", error.name(), error.str())
             self._fatal_error = f"{error.name()}: {error.str()}"
+        elif error.code() in _REFUSALS:  # wrong credentials or TLS: nothing will get through
+            log.error("kafka refused the connection code=%s %s", error.name(), error.str())
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             log.warning("kafka client error code=%s %s", error.name(), error.str())
         else:
