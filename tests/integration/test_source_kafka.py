@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -29,8 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connector.errors import ConnectorError
-from connector.kafka.local_broker import BrokerConfig, LocalBroker
+from connector.kafka.local_broker import LocalBroker
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import RECEIVED_AT_HEADER, create_app
@@ -43,7 +41,8 @@ from connector.source.signature import (
 )
 from connector.spec import load_catalog
 from connector.topics import TopicNames
-from tests import kafka_helpers
+from tests.processes import free_port, wait_for_health
+from tests.processes import private_broker as start_private_broker
 
 pytestmark = pytest.mark.kafka
 
@@ -212,15 +211,8 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float, what: str
 
 @pytest.fixture(scope="module")
 def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    broker = LocalBroker(BrokerConfig.ephemeral(tmp_path_factory.mktemp("private-broker")))
-    try:
-        broker.start()
-    except ConnectorError as exc:
-        kafka_helpers.kafka_unavailable(f"cannot start a private broker: {exc}")
-    try:
+    with start_private_broker(tmp_path_factory.mktemp("private-broker")) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture
@@ -326,33 +318,13 @@ async def test_broker_stop_and_restart(
 EVENT_TYPE = "quality_management.evaluation_completed"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_health(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the source exited early"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("the source did not come up")
-
-
 def test_source_and_send_end_to_end(
     kafka_bootstrap: str, unique_name: Callable[[str], str]
 ) -> None:
     prefix = unique_name("process")
     topic = TopicNames(prefix).raw
     create_topic(kafka_bootstrap, topic)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -364,7 +336,7 @@ def test_source_and_send_end_to_end(
     command = [sys.executable, "-m", "connector"]
     source = subprocess.Popen([*command, "source"], env=env, stderr=subprocess.PIPE)
     try:
-        _wait_for_health(port, source)
+        wait_for_health(port, source)
         sent = subprocess.run(
             [*command, "send", "--example", EVENT_TYPE, "--url", f"http://127.0.0.1:{port}"],
             env=env,

@@ -13,309 +13,49 @@ import copy
 import datetime as dt
 import io
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fastavro
-import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
-from prometheus_client.parser import text_string_to_metric_families
 
 from connector.avro.codec import parse_event
 from connector.avro.errors import Reason
-from connector.kafka.admin import create_topics, topic_specs
 from connector.paths import avro_schemas_dir
-from connector.settings import Settings
-from connector.source.keys import raw_record_key
-from connector.spec import load_catalog
 from connector.streams.identity import event_identity
-from connector.topics import TopicNames
+from tests.processes import (
+    CATALOG,
+    OUTPUT_SECONDS,
+    PARTITIONS,
+    WORKER_START_SECONDS,
+    Deployment,
+    RawProducer,
+    WorkerProcess,
+    consume,
+    free_port,
+    headers_of,
+    record_count,
+)
 from tests.unit.test_codec import BAD_INPUTS
 from tests.unit.test_registry import FakeSchemaRegistry
 
 pytestmark = pytest.mark.kafka
 
-CATALOG = load_catalog()
 EVALUATION = "quality_management.evaluation_completed"
 INTERACTION = "quality_management.interaction_analysis_completed"
-PARTITIONS = 3
-WORKER_START_SECONDS = 90.0
-OUTPUT_SECONDS = 90.0
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "consume_typed.py"
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Deployment:
-    """One isolated connector deployment on the shared broker: prefix, worker id, settings."""
-
-    bootstrap: str
-    prefix: str
-    tmp: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def topics(self) -> TopicNames:
-        return TopicNames(self.prefix)
-
-    @property
-    def worker_id(self) -> str:
-        return f"{self.prefix}-worker"
-
-    def settings(self) -> Settings:
-        return Settings(
-            kafka_bootstrap_servers=self.bootstrap,
-            topic_prefix=self.prefix,
-            topic_partitions=PARTITIONS,
-        )
-
-    def create_topics(self) -> None:
-        create_topics(self.settings(), topic_specs(self.settings(), CATALOG.event_types))
-
-    def env(self, web_port: int) -> dict[str, str]:
-        return {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-            "TOPIC_PREFIX": self.prefix,
-            "TOPIC_PARTITIONS": str(PARTITIONS),
-            "WORKER_ID": self.worker_id,
-            "WORKER_WEB_PORT": str(web_port),
-            "WORKER_DATA_DIR": str(self.tmp / "worker-data"),
-            "WORKER_BATCH_SECONDS": "0.05",
-            "LOG_LEVEL": "INFO",
-            **self.extra_env,
-        }
-
-
-class WorkerProcess:
-    """``python -m connector worker`` as a child process, its output in a log file."""
-
-    def __init__(self, deployment: Deployment, name: str = "worker") -> None:
-        self.port = _free_port()
-        self.log_path = deployment.tmp / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "connector", "worker"],
-            env=deployment.env(self.port),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Samples of ``GET /metrics``, by (name, sorted labels); empty while not serving."""
-        try:
-            response = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=2)
-        except httpx.HTTPError:
-            return {}
-        if response.status_code != 200:
-            return {}
-        samples = {}
-        for family in text_string_to_metric_families(response.text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
-
-    def events_counted(self) -> dict[str, float]:
-        """``zoom_worker_events_total`` summed by outcome."""
-        totals: Counter[str] = Counter()
-        for (name, labels), value in self.metrics().items():
-            if name == "zoom_worker_events_total":
-                totals[dict(labels)["outcome"]] += value
-        return dict(totals)
-
-    def wait_counted(self, total: int, timeout: float = OUTPUT_SECONDS) -> dict[str, float]:
-        """Poll ``/metrics`` until ``total`` raw records are counted; the counts by outcome."""
-        deadline = time.monotonic() + timeout
-        counted: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            self.check_alive()
-            counted = self.events_counted()
-            if sum(counted.values()) >= total:
-                return counted
-            time.sleep(0.2)
-        raise AssertionError(f"worker counted {counted}, expected {total}:\n{self.tail()}")
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"worker exited {self.process.returncode}:\n{self.tail()}")
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self._log.close()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-        return self.process.returncode
-
-
-@dataclass(frozen=True)
-class Produced:
-    body: bytes
-    key: bytes
-    partition: int
-
-
-class RawProducer:
-    """Writes raw records as the source does: body bytes, object-id key, Zoom's headers."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-        self._topic = topic
-        self._sent = 0
-        self.produced: list[Produced] = []
-        self._lock = threading.Lock()
-
-    def send(
-        self,
-        body: bytes,
-        *,
-        signature: str = "v0=first",
-        timestamp_ms: int = 0,
-        partition: int | None = None,
-    ) -> None:
-        """Produce ``body``; ``timestamp_ms``/``partition``: when and where the source stored it."""
-        try:
-            event = json.loads(body)
-        except ValueError:
-            event = None
-        key = raw_record_key(event if isinstance(event, dict) else {}, body)
-        self._sent += 1
-        headers = [
-            ("x-zm-signature", signature.encode()),
-            ("x-zm-request-timestamp", str(1_700_000_000 + self._sent).encode()),
-            ("x-zm-trackingid", f"track-{self._sent}".encode()),
-            ("zoom-connector-received-at", str(int(time.time() * 1000)).encode()),
-        ]
-
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            assert error is None, error
-            partition = message.partition()
-            assert partition is not None
-            with self._lock:
-                self.produced.append(Produced(body, key, partition))
-
-        placement = {} if partition is None else {"partition": partition}
-        self._producer.produce(
-            self._topic,
-            value=body,
-            key=key,
-            headers=headers,
-            timestamp=timestamp_ms,
-            on_delivery=delivered,
-            **placement,
-        )
-        self._producer.poll(0)
-
-    def flush(self) -> None:
-        assert self._producer.flush(30) == 0
-
-
-def consume(
-    bootstrap: str,
-    topics: list[str],
-    done: Callable[[list[Message]], bool],
-    timeout: float = OUTPUT_SECONDS,
-    worker: WorkerProcess | None = None,
-) -> list[Message]:
-    """Read ``topics`` from the beginning until ``done(messages)``, or fail at the deadline.
-
-    With ``worker``: fail as soon as it exits, and show its log on failure.
-    """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe(topics)
-    messages: list[Message] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while not done(messages):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"read {len(messages)} records from {topics} before the deadline"
-                    + (
-                        f"; worker counted {worker.events_counted()}, log:\n{worker.tail(200)}"
-                        if worker
-                        else ""
-                    )
-                )
-            if worker is not None:
-                worker.check_alive()
-            message = consumer.poll(0.2)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
-                    continue
-                raise AssertionError(f"consumer error: {error}")
-            messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
-def record_count(bootstrap: str, topics: list[str]) -> int:
-    """How many records ``topics`` hold (sum of high watermarks; nothing is deleted in a test)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
-    try:
-        metadata = consumer.list_topics(timeout=30)
-        total = 0
-        for topic in topics:
-            for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=30, cached=False
-                )
-                total += high - low
-        return total
-    finally:
-        consumer.close()
-
-
-def headers_of(message: Message) -> dict[str, bytes]:
-    return {k: v for k, v in (message.headers() or []) if v is not None}
 
 
 def _without_nulls(value: Any) -> Any:
@@ -577,7 +317,7 @@ def test_worker_fails_fast_without_its_topics(
     deployment = Deployment(kafka_bootstrap, unique_name("wk-missing"), tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "connector", "worker"],
-        env=deployment.env(_free_port()),
+        env=deployment.env(free_port()),
         capture_output=True,
         text=True,
         timeout=120,
