@@ -1,0 +1,32 @@
+"""``zoom-connector worker`` for the bench, with the agent score aggregates on or off.
+
+    python -m bench.worker_main [--aggregates on|off]
+
+"on" runs the worker exactly as ``zoom-connector worker`` does, adding the aggregates' installer
+if the tree does not install it yet; "off" leaves it out, to show what the aggregates cost. The
+configuration comes from the environment, as for the real command.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from connector import cli
+from connector.streams import app
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aggregates", choices=["on", "off"], default="on")
+    args = parser.parse_args()
+    from connector.streams.aggregates.install import install_agent_scores
+
+    installers = [i for i in app.INSTALLERS if i is not install_agent_scores]
+    if args.aggregates == "on":
+        installers.append(install_agent_scores)
+    app.INSTALLERS[:] = installers
+    return cli.main(["worker"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
