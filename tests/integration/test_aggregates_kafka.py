@@ -44,6 +44,7 @@ from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
 from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
+from connector.streams.aggregates.gaps import Gap, Refetcher
 from connector.streams.aggregates.install import FORWARDED_HEADER
 from connector.streams.aggregates.record import AgentScoresCodec
 from connector.topics import TopicNames
@@ -619,9 +620,12 @@ def test_aggregates_survive_kill_9_and_restart(
     chunks = [stream.arrivals[i : i + 50] for i in range(0, len(stream.arrivals), 50)]
     head, tail = chunks[: len(chunks) * 2 // 5], chunks[len(chunks) * 2 // 5 :]
     fed: list[int] = []
+    killed = threading.Event()
 
-    def produce() -> None:  # the rest as a steady stream, so the kill lands mid-way
-        for chunk in tail:
+    def produce() -> None:  # the rest as a steady stream; its second half waits for the kill
+        for number, chunk in enumerate(tail):
+            if number == len(tail) // 2:
+                killed.wait(START_SECONDS + CONVERGE_SECONDS)
             feeder.feed(chunk)
             fed.append(len(chunk))
             time.sleep(0.05)
@@ -637,14 +641,17 @@ def test_aggregates_survive_kill_9_and_restart(
         applied_before_kill = first.updates()
     producer = threading.Thread(target=produce)
     producer.start()
-    while applied_before_kill < len(stream.distinct) * 9 // 20:  # into the tail
-        first.check_alive()
-        assert time.monotonic() < deadline, first.tail()
-        time.sleep(0.02)
-        applied_before_kill = first.updates()
-    first.kill()
-    fed_at_kill = sum(fed)
-    producer.join()
+    try:
+        while applied_before_kill < len(stream.distinct) * 9 // 20:  # into the tail
+            first.check_alive()
+            assert time.monotonic() < deadline, first.tail()
+            time.sleep(0.02)
+            applied_before_kill = first.updates()
+        first.kill()
+        fed_at_kill = sum(fed)
+    finally:
+        killed.set()
+        producer.join()
     assert fed_at_kill < sum(map(len, tail)), "the stream ended before the kill"
 
     del deployment.env["BROKER_COMMIT_INTERVAL"]
@@ -728,3 +735,20 @@ def test_agent_scores_in_confluent_framing_with_a_registry(
         assert record["count"] == expected[agent]["evaluations"]["lifetime"]["count"]
     finally:
         registry.stop()
+
+
+async def test_the_refetcher_reads_a_range_of_offsets_again(
+    kafka_bootstrap: str, create_topic: Callable[..., str]
+) -> None:
+    topic = create_topic("refetch", partitions=2)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
+    for number in range(10):
+        producer.produce(topic, key=b"k%d" % number, value=b"v%d" % number, partition=1)
+    assert producer.flush(30) == 0
+    refetcher = Refetcher(Settings(kafka_bootstrap_servers=kafka_bootstrap, worker_id="w"))
+    records = await refetcher.fetch(Gap(topic, 1, 3, 7))
+    assert [(r.offset, r.key, r.value) for r in records] == [
+        (n, b"k%d" % n, b"v%d" % n) for n in range(3, 7)
+    ]
+    assert [r.offset for r in await refetcher.fetch(Gap(topic, 1, 8, 20))] == [8, 9]
+    assert await refetcher.fetch(Gap(topic, 0, 0, 5)) == []

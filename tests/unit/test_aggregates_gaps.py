@@ -1,0 +1,105 @@
+"""Offset gaps in what a stream delivers, and the records read again to fill them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from connector.streams.aggregates.gaps import Gap, OffsetGaps, Record, RefetchedEvent, refill
+
+
+@dataclass
+class _Message:
+    partition: int
+    offset: int
+    generation_id: int | None = 1
+    topic: str = "t"
+
+
+@dataclass(eq=False)
+class _Event:
+    message: _Message
+
+
+def _events(*offsets: int, partition: int = 0, generation: int | None = 1) -> list[_Event]:
+    return [_Event(_Message(partition, o, generation)) for o in offsets]
+
+
+def _observe(gaps: OffsetGaps, events: list[_Event]) -> list[Gap]:
+    return gaps.observe(e.message for e in events)
+
+
+def test_dense_offsets_have_no_gap() -> None:
+    gaps = OffsetGaps()
+    assert _observe(gaps, _events(5, 6, 7)) == []
+    assert _observe(gaps, _events(8, 9)) == []
+
+
+def test_a_jump_within_a_generation_is_a_gap() -> None:
+    gaps = OffsetGaps()
+    assert _observe(gaps, _events(10, 11, 12)) == []
+    assert _observe(gaps, _events(13, 15, 16)) == [Gap("t", 0, 14, 15)]
+    assert _observe(gaps, _events(20)) == [Gap("t", 0, 17, 20)]
+    assert len(Gap("t", 0, 17, 20)) == 3
+
+
+def test_partitions_and_topics_are_counted_apart_and_order_inside_a_batch_does_not_matter() -> None:
+    gaps = OffsetGaps()
+    first = _events(3, 1, 2) + _events(7, partition=1)
+    assert _observe(gaps, first) == []
+    later = _events(4, partition=0) + _events(9, partition=1)
+    later += [_Event(_Message(1, 100, topic="other"))]
+    assert _observe(gaps, later) == [Gap("t", 1, 8, 9)]
+
+
+def test_a_partition_kept_into_the_next_generation_must_resume_where_it_stopped() -> None:
+    gaps = OffsetGaps()
+    _observe(gaps, _events(10, 11, generation=4))
+    # Faust acknowledged 12..134 undelivered; the new generation starts at the committed 135
+    assert _observe(gaps, _events(135, 136, generation=5)) == [Gap("t", 0, 12, 135)]
+
+
+def test_after_a_longer_absence_the_count_starts_again() -> None:
+    gaps = OffsetGaps()
+    _observe(gaps, _events(10, 11, generation=4))
+    # generation 5 may have given the partition to another worker
+    assert _observe(gaps, _events(500, generation=6)) == []
+    assert _observe(gaps, _events(501, 503, generation=6)) == [Gap("t", 0, 502, 503)]
+
+
+def test_a_seek_back_is_not_a_gap() -> None:
+    gaps = OffsetGaps()
+    _observe(gaps, _events(10, 11, 12))
+    assert _observe(gaps, _events(5, 6)) == []
+    assert _observe(gaps, _events(13)) == []
+
+
+class _Refetcher:
+    def __init__(self) -> None:
+        self.asked: list[Gap] = []
+
+    async def fetch(self, gap: Gap) -> list[Record]:
+        self.asked.append(gap)
+        return [
+            Record(gap.topic, gap.partition, o, b"k", b"v%d" % o) for o in range(gap.start, gap.end)
+        ]
+
+
+async def test_refill_puts_the_missing_records_in_front() -> None:
+    gaps, refetcher = OffsetGaps(), _Refetcher()
+    first = _events(1, 2)
+    assert await refill(first, gaps, refetcher) == first
+    batch = _events(5, 6)
+    received: list[Any] = await refill(batch, gaps, refetcher)
+    assert refetcher.asked == [Gap("t", 0, 3, 5)]
+    assert [type(e) for e in received[:2]] == [RefetchedEvent, RefetchedEvent]
+    assert [e.message.offset for e in received] == [3, 4, 5, 6]
+    assert received[2:] == batch
+    assert received[0].message.value == b"v3"
+
+
+async def test_without_a_refetcher_gaps_are_only_tracked() -> None:
+    gaps = OffsetGaps()
+    await refill(_events(1), gaps, None)
+    batch = _events(4)
+    assert await refill(batch, gaps, None) == batch
