@@ -106,8 +106,30 @@ class Context:
     workdir: Path
     report: Report
     broker_pid: int | None = None
+    profile: bool = False
+    """Attach py-spy to the source and the worker while they are measured (bench.profile)."""
     results: dict[str, Any] = field(default_factory=dict)
     """Figures one scenario leaves for another (the plain loop's rate for the growth rows)."""
+
+    def profiling(self, child: Child, name: str) -> Any:
+        """A py-spy profile of ``child`` when ``--profile`` asked for it, else ``None``."""
+        if not self.profile:
+            return None
+        from bench.profile import Profile
+
+        return Profile(child.pid, self.workdir, name)
+
+    def finish_profile(self, profile: Any) -> None:
+        if profile is None:
+            return
+        found = profile.stop()
+        self.report.details.setdefault("profiles", {})[profile.name] = {
+            "summary": str(profile.summary_path),
+            "folded": str(profile.folded),
+            "top_self": found.get("self", [])[:10],
+            "top_connector": found.get("connector_inclusive", [])[:10],
+        }
+        progress(f"  profile: {profile.summary_path}")
 
     def prefix(self, name: str) -> str:
         return f"bench-{self.run_id}-{name}"

@@ -69,8 +69,10 @@ def _bench_stack(
         if plan.wrk_warmup_seconds:
             run_wrk(port, wrk_path, plan.wrk_warmup_seconds, plan.wrk_connections)
         cpu0, broker0 = child.cpu() or 0.0, ctx.broker_cpu()
+        profile = ctx.profiling(child, f"{stack}-saturation")
         saturation = run_wrk(port, wrk_path, plan.wrk_seconds, plan.wrk_connections)
         cpu = (child.cpu() or 0.0) - cpu0
+        ctx.finish_profile(profile)
         acked = saturation["ok_rps"] * plan.wrk_seconds
         saturation["cpu_s"] = cpu
         saturation["cpu_per_10k"] = per_10k(cpu, acked)

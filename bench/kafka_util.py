@@ -49,7 +49,8 @@ class Cluster:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        # Warnings and worse only: it sees every topic, and notices each one the bench deletes.
+        self.admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 4})
         self._partitions: dict[str, int] = {}
 
     def create(self, prefix: str, *, log_append_time: bool = False) -> TopicNames:

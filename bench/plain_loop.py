@@ -29,7 +29,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from connector.avro.codec import EventCodec, load_schemas
-from connector.avro.errors import CodecError
+from connector.errors import ConnectorError
 
 
 class PlainAvro:
@@ -138,7 +138,7 @@ def main() -> None:
                 try:
                     event_type, value = codec.encode(body)
                     topic = typed[event_type]
-                except (ValueError, TypeError, KeyError, CodecError, AttributeError):
+                except (ValueError, TypeError, KeyError, AttributeError, ConnectorError):
                     topic, value = dlq, body
                 while True:
                     try:

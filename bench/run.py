@@ -1,7 +1,8 @@
 """Benchmark the connector on this machine, each figure beside its ceiling from the same run.
 
     .venv/bin/python -m bench [--quick] [--backlog N] [--agents 1000,10000,100000]
-        [--scenarios ingest,pipeline,e2e,growth] [--out bench/results] [--no-latest]
+        [--pipeline-events N] [--scenarios ingest,pipeline,e2e,growth] [--out bench/results]
+        [--no-latest] [--profile]
 
 Scenarios (see each module): ``ingest`` (bench.ingest), ``pipeline`` (bench.pipeline), ``e2e``
 (bench.e2e), ``growth`` (bench.pipeline.run_growth); costs (CPU, RSS) come with the first two.
@@ -53,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--agents", default=None, help="agent counts of the growth run")
     parser.add_argument("--scenarios", default=None, help=f"subset of {','.join(SCENARIOS)}")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--pipeline-events", type=int, default=None, help="measured raw records")
     parser.add_argument("--no-latest", action="store_true", help="do not update latest.md")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy profiles of the source and worker"
+    )
     return parser
 
 
@@ -63,6 +68,10 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         if not 1_000 <= args.backlog <= 5_000_000:
             parser.error("--backlog must be within 1,000 and 5,000,000")
         plan.backlog = args.backlog
+    if args.pipeline_events is not None:
+        if not 1_000 <= args.pipeline_events <= 5_000_000:
+            parser.error("--pipeline-events must be within 1,000 and 5,000,000")
+        plan.pipeline_events = args.pipeline_events
     if args.agents:
         plan.growth_agents = [int(a) for a in args.agents.split(",") if a.strip()]
         if any(not 2 <= a <= 1_000_000 for a in plan.growth_agents):
@@ -130,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         targets=list(TARGETS),
     )
     ctx = Context(plan, bootstrap, Cluster(bootstrap), run_id, workdir, report, broker_pid)
+    if args.profile:
+        from bench.profile import available
+
+        if not available():
+            parser.error("--profile needs py-spy: pip install -e '.[bench]'")
+        ctx.profile = True
+        report.notes.append("Profiled run (py-spy attached): figures are a little low.")
     progress(f"bench {plan.name}: {', '.join(plan.scenarios)} on {bootstrap}; logs in {workdir}")
     for name in plan.scenarios:
         began = time.monotonic()
@@ -138,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             progress(f"{name} failed: {exc!r}")
             traceback.print_exc()
-            report.notes.append(f"Scenario {name} failed: {type(exc).__name__}: {exc}")
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            report.notes.append(f"Scenario {name} failed: {type(exc).__name__}: {last}")
         report.details.setdefault("scenario_seconds", {})[name] = time.monotonic() - began
         progress(f"{name} done in {time.monotonic() - began:.0f} s")
     report.duration_s = time.monotonic() - started
