@@ -39,6 +39,10 @@ RETENTION = Retention(31 * DAY, 3000)
             LeaderboardQuery("interactions.hold_event_total", LIFETIME, 100, "now"),
         ),
         (
+            {"min_count": "5"},
+            LeaderboardQuery("evaluations.ratio_mean", LAST_30_DAYS, 10, "now", 5),
+        ),
+        (
             {"window": "last_7_days"},
             LeaderboardQuery("evaluations.ratio_mean", LAST_7_DAYS, 10, "now"),
         ),
@@ -63,6 +67,8 @@ def test_good_parameters(params: dict[str, str], expected: LeaderboardQuery) -> 
         ({"limit": "-3"}, "limit '-3' is not a whole number"),
         ({"limit": "٣"}, "is not a whole number"),
         ({"as_of": "yesterday"}, "as_of 'yesterday' is not one of now, latest"),
+        ({"min_count": "0"}, "min_count '0' is not a whole number of at least 1"),
+        ({"min_count": "x"}, "min_count 'x' is not a whole number"),
         ({"metrc": "x", "lmit": "2"}, "unknown parameter(s) lmit, metrc; known: metric, window"),
     ],
 )
@@ -96,6 +102,11 @@ def test_entries_per_window_and_as_of() -> None:
     assert entry_of(state, lifetime, now) == Entry(2, "a", "A", 2)
     # no interactions: not ranked for an interaction metric
     assert entry_of(state, parse_query({"metric": "interactions.count"}), now) is None
+    # fewer events in the window than min_count: not ranked
+    lifetime_3 = parse_query(
+        {"metric": "evaluations.count", "window": "lifetime", "min_count": "3"}
+    )
+    assert entry_of(state, lifetime_3, now) is None
     # no scores: not ranked for a score metric
     unscored = _agent("u", [(T0, None)])
     assert entry_of(unscored, query, now) is None

@@ -8,7 +8,9 @@ Parameters (every one optional; anything else is refused, so a typo cannot go un
   ``last_30_days``;
 * ``limit``: how many agents at the top and at the bottom, 1 to :data:`MAX_LIMIT`, default 10;
 * ``as_of``: ``now`` (windows end today, UTC; default) or ``latest`` (each agent's windows end on
-  the day of its latest event, as on the ``agent_scores`` topic).
+  the day of its latest event, as on the ``agent_scores`` topic);
+* ``min_count``: rank only agents with at least this many events in the window (default 1), so
+  that one lucky evaluation does not top the board.
 
 Agents without a value for the metric in the window (no events, or none carrying the figure) are
 not ranked. Ties are broken by agent id. Every worker ranks the agents of the partitions it owns
@@ -51,7 +53,7 @@ METRICS: Final = (
 )
 WINDOW_ALIASES: Final = {"7d": LAST_7_DAYS.name, "30d": LAST_30_DAYS.name}
 AS_OF: Final = ("now", "latest")
-PARAMETERS: Final = ("metric", "window", "limit", "as_of")
+PARAMETERS: Final = ("metric", "window", "limit", "as_of", "min_count")
 DEFAULT_METRIC: Final = "evaluations.ratio_mean"
 DEFAULT_WINDOW: Final = LAST_30_DAYS.name
 DEFAULT_LIMIT: Final = 10
@@ -68,6 +70,7 @@ class LeaderboardQuery:
     window: Window
     limit: int
     as_of: str
+    min_count: int = 1
 
     @property
     def section(self) -> str:
@@ -83,6 +86,7 @@ class LeaderboardQuery:
             "window": self.window.name,
             "limit": self.limit,
             "as_of": self.as_of,
+            "min_count": self.min_count,
         }
 
 
@@ -104,8 +108,11 @@ def parse_query(params: Mapping[str, str]) -> LeaderboardQuery:
     raw_limit = params.get("limit", str(DEFAULT_LIMIT))
     if not (raw_limit.isascii() and raw_limit.isdigit() and 1 <= int(raw_limit) <= MAX_LIMIT):
         raise InvalidQuery(f"limit {raw_limit!r} is not a whole number from 1 to {MAX_LIMIT}")
+    raw_min = params.get("min_count", "1")
+    if not (raw_min.isascii() and raw_min.isdigit() and int(raw_min) >= 1):
+        raise InvalidQuery(f"min_count {raw_min!r} is not a whole number of at least 1")
     as_of = parse_as_of(params.get("as_of", "now"))
-    return LeaderboardQuery(metric, window, int(raw_limit), as_of)
+    return LeaderboardQuery(metric, window, int(raw_limit), as_of, int(raw_min))
 
 
 def parse_as_of(value: str) -> str:
@@ -152,7 +159,7 @@ def entry_of(state: AgentState, query: LeaderboardQuery, now_ms: int) -> Entry |
     else:
         stats = interaction_stats(window_totals, span, section)
     value = stats[query.figure]
-    if value is None or stats["count"] == 0:
+    if value is None or stats["count"] < query.min_count:
         return None
     return Entry(value, state.agent, state.display_name, stats["count"])
 
