@@ -24,6 +24,7 @@ from connector.spec import load_catalog
 from connector.streams.agent import DeliveryAborted
 from connector.streams.aggregates import events as score_events
 from connector.streams.aggregates.events import Evaluation
+from connector.streams.aggregates.gaps import Gap, Record
 from connector.streams.aggregates.install import (
     AGGREGATE_AGENT,
     FORWARDED_HEADER,
@@ -56,6 +57,7 @@ class _Message:
     value: bytes | None
     partition: int = 0
     offset: int = 0
+    topic: str = "w-agent-score-events"
 
 
 @dataclass(eq=False)
@@ -197,6 +199,28 @@ async def test_a_replayed_batch_repairs_a_lost_write_and_changes_nothing_else() 
     assert h.store.local[b"a"] == state_before
     lifetime = h.published()[b"a"]["evaluations"]["lifetime"]
     assert (lifetime["count"], lifetime["score_max"]) == (5, 99)
+
+
+async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:
+    h = _Harness()
+    skipped = _evaluation("a", "e2", T0 + 2, 20)
+
+    class Fetcher:
+        async def fetch(self, gap: Gap) -> list[Record]:
+            assert (gap.partition, gap.start, gap.end) == (0, 1, 2)
+            value = score_events.encode(skipped)
+            return [Record(gap.topic, 0, 1, b"a", value)]
+
+    aggregator = Aggregator(
+        h.store, h.publish, SCORES, RETENTION, h.metrics, lambda: False, refetcher=Fetcher()
+    )
+    await aggregator.process([_internal(_evaluation("a", "e1", T0, 10), 0)], h.ack)
+    batch = [_internal(_evaluation("a", "e3", T0 + 3, 30), 2)]  # offset 1 never came
+    await aggregator.process(batch, h.ack)
+    assert h.acked[-1:] == batch  # only what the stream delivered is acknowledged
+    lifetime = h.published()[b"a"]["evaluations"]["lifetime"]
+    assert (lifetime["count"], lifetime["score_mean"]) == (3, 20.0)
+    assert h.metrics.refetched.labels("aggregate")._value.get() == 1
 
 
 def _typed(event_type: str, change: Callable[[dict[str, Any]], None]) -> bytes:

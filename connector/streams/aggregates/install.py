@@ -23,6 +23,11 @@ batch again, and every step is idempotent:
   changed, so a batch replayed after a crash between the two writes repairs whichever was lost,
   and a RocksDB store that kept a state its changelog lost gets the changelog record back.
 
+Faust's stream can also skip records at a rebalance (faust-streaming acknowledges records fetched
+under the previous consumer generation without delivering them, and commits past them): both
+agents watch the offsets of each partition and read skipped records again from Kafka before
+acknowledging the batch (:mod:`.gaps`).
+
 Each agent's state lives in one partition of the internal topic, table and changelog (all
 ``raw_partitions`` wide). The internal records get an explicit partition, ``murmur2(agent id) %
 partitions`` (Kafka's default partitioner), and the query API finds a key's owner with the same
@@ -70,6 +75,7 @@ from connector.streams.aggregates.events import (
     from_typed,
 )
 from connector.streams.aggregates.figures import agent_scores
+from connector.streams.aggregates.gaps import Fetcher, OffsetGaps, Refetcher, refill
 from connector.streams.aggregates.leaderboard import (
     InvalidQuery,
     LeaderboardQuery,
@@ -138,6 +144,13 @@ class AggregateMetrics:
             "Aggregate writes (internal topic, changelog, agent_scores) retried after an error.",
             registry=registry,
         )
+        self.refetched = Counter(
+            "zoom_worker_agent_score_records_refetched",
+            "Records a stream skipped (an offset gap) that the aggregates read again from Kafka,"
+            " by stage (connector.streams.aggregates.gaps).",
+            ["stage"],
+            registry=registry,
+        )
         self.state_bytes = Histogram(
             "zoom_worker_agent_state_bytes",
             "Size of the agent states written to the table.",
@@ -194,12 +207,15 @@ class Rekeyer:
         partitions: int,
         metrics: AggregateMetrics,
         stopping: Callable[[], bool],
+        refetcher: Fetcher | None = None,
     ) -> None:
         self._codec = codec
         self._send = send
         self._partitions = partitions
         self._metrics = metrics
         self._stopping = stopping
+        self._gaps = OffsetGaps()
+        self._refetcher = refetcher
 
     def score_event(self, value: bytes | None) -> tuple[bytes, bytes] | None:
         """The internal record (key, value) of a typed record's value, if it names an agent."""
@@ -217,8 +233,10 @@ class Rekeyer:
         return event.agent.encode(), encode(event)
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
+        received = await refill(events, self._gaps, self._refetcher)
+        self._metrics.refetched.labels("rekey").inc(len(received) - len(events))
         writes: list[Write] = []
-        for event in events:
+        for event in received:
             record = self.score_event(event.message.value)
             if record is not None:
                 key, value = record
@@ -260,6 +278,7 @@ class Aggregator:
         metrics: AggregateMetrics,
         stopping: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        refetcher: Fetcher | None = None,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -268,12 +287,16 @@ class Aggregator:
         self._metrics = metrics
         self._stopping = stopping
         self._clock = clock
+        self._gaps = OffsetGaps()
+        self._refetcher = refetcher
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
+        received = await refill(events, self._gaps, self._refetcher)
+        self._metrics.refetched.labels("aggregate").inc(len(received) - len(events))
         states: dict[bytes, AgentState] = {}
         last_event: dict[bytes, Any] = {}
         now_ms = round(self._clock() * 1000)
-        for event in events:
+        for event in received:
             message = event.message
             key: bytes | None = message.key
             try:
@@ -501,9 +524,16 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         future: Awaitable[Any] = await output.send(key=key, value=value)
         return future
 
-    rekeyer = Rekeyer(context.codec, send_by_agent, partitions, metrics, stopping)
+    refetcher = Refetcher(settings)
+    rekeyer = Rekeyer(context.codec, send_by_agent, partitions, metrics, stopping, refetcher)
     aggregator = Aggregator(
-        StateStore(table), publish, codec_for(settings), retention_for(context), metrics, stopping
+        StateStore(table),
+        publish,
+        codec_for(settings),
+        retention_for(context),
+        metrics,
+        stopping,
+        refetcher=refetcher,
     )
     size, within = settings.worker_batch_size, settings.worker_batch_seconds
 
