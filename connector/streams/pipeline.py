@@ -147,14 +147,22 @@ class Router:
             return self.dead_letter(record, refusal, _safe_identity(record))
 
     def dead_letter(self, record: RawRecord, refusal: Refusal, event_id: str) -> DeadLetter:
-        """``record`` refused for ``refusal``, as a dead letter."""
+        """``record`` refused for ``refusal``, as a dead letter.
+
+        A record with neither key nor value (a tombstone without a key: not something the source
+        writes, but anyone who can write to the raw topic can) becomes a dead letter with an empty
+        value, because Kafka's producer refuses a record that has neither.
+        """
         headers = dead_letter_headers(
             record.headers, refusal, record.origin, event_id, round(self._clock() * 1000)
         )
+        value = record.value
+        if value is None and record.key is None:
+            value = b""
         return DeadLetter(
             topic=self._topics.dlq,
             key=record.key,
-            value=record.value,
+            value=value,
             headers=headers,
             event_id=event_id,
             refusal=refusal,

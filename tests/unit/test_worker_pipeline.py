@@ -136,6 +136,17 @@ def test_missing_value_is_invalid_json(router: Router) -> None:
     assert letter.value is None
 
 
+def test_a_record_without_key_or_value_is_a_dead_letter_with_an_empty_value(
+    router: Router,
+) -> None:
+    # Kafka's producer refuses a record with neither key nor value: it must not be dropped.
+    record = _record(b"", value=None, key=None)
+    letter = router.route(record)
+    assert isinstance(letter, DeadLetter)
+    assert letter.key is None and letter.value == b""
+    assert dict(letter.headers)["zoom-dlq-reason"] == str(Reason.INVALID_JSON).encode()
+
+
 def test_unknown_event_type_is_a_dead_letter(router: Router) -> None:
     record = _record(b'{"event": "webinar.started", "event_ts": 1, "payload": {}}')
     letter = _assert_dead_letter(router.route(record), record, Reason.UNKNOWN_EVENT_TYPE, "$.event")
