@@ -1,4 +1,4 @@
-"""The freeze fence (connector.streams.fence) with a fake clock.
+"""The freeze fence (connector.streams.fence) with a fake clock, and the aggregator behind it.
 
 What it prevents, seen against a real broker (tests/reliability/test_reliability_stalled_worker.py):
 a worker frozen with SIGSTOP past its session wrote its stale agent states after the worker that
@@ -8,12 +8,20 @@ evaluations).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from connector.streams import fence as fence_module
+from connector.streams.aggregates import events as score_events
+from connector.streams.aggregates.events import Evaluation
+from connector.streams.aggregates.install import AggregateMetrics, Aggregator
+from connector.streams.aggregates.record import AgentScoresCodec
+from connector.streams.aggregates.state import Retention
 from connector.streams.fence import FreezeGuard, release_unwritten
 
 DAY = 86_400_000
@@ -165,3 +173,74 @@ def test_release_unwritten_marks_records_done_without_acknowledging_them() -> No
     events = [Event(Message()), Event(Message())]
     release_unwritten(events)
     assert all(event.message.acked for event in events)
+
+
+# --- the aggregator behind the fence -----------------------------------------------------------
+
+
+class Writes:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, bytes]] = []
+
+    def delivered(self, kind: str, key: bytes) -> Awaitable[Any]:
+        self.log.append((kind, key))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class Store:
+    def __init__(self, writes: Writes) -> None:
+        self.local: dict[bytes, bytes] = {}
+        self.writes = writes
+
+    def get(self, event: Any, key: bytes) -> bytes | None:
+        return self.local.get(key)
+
+    async def put(self, event: Any, key: bytes, value: bytes) -> Awaitable[Any]:
+        self.local[key] = value
+        return self.writes.delivered("changelog", key)
+
+
+def batch() -> list[Event]:
+    evaluation = Evaluation("a", "e1", T0, 10.0, 0.1, "MANUAL", "Care", "A")
+    return [Event(Message(key=b"a", value=score_events.encode(evaluation)))]
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+async def test_the_aggregator_writes_and_acknowledges_only_what_the_fence_allows(
+    allowed: bool,
+) -> None:
+    writes = Writes()
+    store = Store(writes)
+    metrics = AggregateMetrics(CollectorRegistry())
+    acked: list[Any] = []
+
+    async def publish(key: bytes, value: bytes) -> Awaitable[Any]:
+        return writes.delivered("agent_scores", key)
+
+    async def fence(events: Any) -> bool:
+        return allowed
+
+    async def ack(event: Any) -> None:
+        acked.append(event)
+
+    aggregator = Aggregator(
+        store,
+        publish,
+        AgentScoresCodec(),
+        Retention(31 * DAY, 3000),
+        metrics,
+        lambda: False,
+        fence=fence,
+    )
+    events = batch()
+    await aggregator.process(events, ack)
+    if allowed:
+        assert writes.log == [("changelog", b"a"), ("agent_scores", b"a")]
+        assert acked == events and not events[0].message.acked
+        assert metrics.fenced._value.get() == 0
+    else:
+        assert writes.log == [] and store.local == {} and acked == []
+        assert events[0].message.acked  # released, so a rebalance does not wait for it
+        assert metrics.fenced._value.get() == 1

@@ -28,6 +28,13 @@ under the previous consumer generation without delivering them, and commits past
 agents watch the offsets of each partition and read skipped records again from Kafka before
 acknowledging the batch (:mod:`.gaps`).
 
+A worker frozen (SIGSTOP, a VM pause) past its group session comes back as a zombie holding
+records of partitions it no longer owns; its stale whole-state writes would overwrite the new
+owner's in the changelog. The aggregating agent therefore asks a fence before writing
+(:mod:`connector.streams.fence`): after a freeze it waits for the group's verdict, and when a
+rebalance has started since, a batch of records fetched before it is released unwritten and
+unacknowledged (read again after the rebalance).
+
 Each agent's state lives in one partition of the internal topic, table and changelog (all
 ``raw_partitions`` wide). The internal records get an explicit partition, ``murmur2(agent id) %
 partitions`` (Kafka's default partitioner), and the query API finds a key's owner with the same
@@ -89,6 +96,7 @@ from connector.streams.aggregates.leaderboard import (
 from connector.streams.aggregates.record import AgentScoresCodec, codec_for
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.aggregates.windows import DAY_MS
+from connector.streams.fence import FreezeGuard, release_unwritten
 
 if TYPE_CHECKING:
     from connector.streams.app import WorkerContext
@@ -142,6 +150,12 @@ class AggregateMetrics:
         self.write_retries = Counter(
             "zoom_worker_agent_score_write_retries",
             "Aggregate writes (internal topic, changelog, agent_scores) retried after an error.",
+            registry=registry,
+        )
+        self.fenced = Counter(
+            "zoom_worker_agent_score_batches_fenced",
+            "Aggregate batches released unwritten and unacknowledged: the worker had been frozen"
+            " and the group rebalanced meanwhile (connector.streams.fence).",
             registry=registry,
         )
         self.refetched = Counter(
@@ -278,6 +292,7 @@ class Aggregator:
         metrics: AggregateMetrics,
         stopping: Callable[[], bool],
         clock: Callable[[], float] = time.time,
+        fence: Callable[[Sequence[Any]], Awaitable[bool]] | None = None,
         refetcher: Fetcher | None = None,
     ) -> None:
         self._store = store
@@ -287,12 +302,25 @@ class Aggregator:
         self._metrics = metrics
         self._stopping = stopping
         self._clock = clock
+        self._fence = fence
         self._gaps = OffsetGaps()
         self._refetcher = refetcher
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         received = await refill(events, self._gaps, self._refetcher)
         self._metrics.refetched.labels("aggregate").inc(len(received) - len(events))
+        # A worker that lost its partitions while frozen must not write states computed from its
+        # old table: the batch is released unacknowledged, and processed again by the partitions'
+        # owner after the rebalance. Nothing awaits between this check and the first write.
+        if self._fence is not None and not await self._fence(events):
+            log.warning(
+                "aggregate batch not written: the worker was frozen and the group rebalanced"
+                " meanwhile; its records are read again after the rebalance size=%d",
+                len(events),
+            )
+            release_unwritten(events)
+            self._metrics.fenced.inc()
+            return
         states: dict[bytes, AgentState] = {}
         last_event: dict[bytes, Any] = {}
         now_ms = round(self._clock() * 1000)
@@ -524,6 +552,12 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         future: Awaitable[Any] = await output.send(key=key, value=value)
         return future
 
+    guard = FreezeGuard.for_app(app)
+
+    async def notice_freezes() -> None:
+        guard.tick()
+
+    app.timer(guard.tick_interval)(notice_freezes)
     refetcher = Refetcher(settings)
     rekeyer = Rekeyer(context.codec, send_by_agent, partitions, metrics, stopping, refetcher)
     aggregator = Aggregator(
@@ -533,6 +567,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         retention_for(context),
         metrics,
         stopping,
+        fence=guard.may_write,
         refetcher=refetcher,
     )
     size, within = settings.worker_batch_size, settings.worker_batch_seconds
