@@ -2,11 +2,13 @@
 
 :class:`KafkaDurableProducer` wraps confluent-kafka's ``Producer`` (librdkafka) configured as an
 idempotent producer with ``acks=all``. Each :meth:`~KafkaDurableProducer.send` hands the record to
-librdkafka and awaits an asyncio future that the delivery callback resolves, through
-``loop.call_soon_threadsafe``, from a background thread that calls ``poll()``. Many requests share
-the producer concurrently; librdkafka batches them (``linger.ms``).
+librdkafka and awaits an asyncio future that the delivery callback resolves from a background
+thread that calls ``poll()``. Many requests share the producer concurrently; librdkafka batches them
+(``linger.ms``) and reports a whole batch in one ``poll()``, so the callbacks queue their outcomes
+and wake the event loop once per burst (one ``call_soon_threadsafe``), not once per record.
 
-Deadline: ``send`` waits at most ``delivery_timeout`` seconds, and librdkafka is told to give up on
+Deadline: ``send`` waits at most ``delivery_timeout`` seconds (one timer for all pending sends:
+their deadlines expire in the order they were sent), and librdkafka is told to give up on
 the message after the same time (``message.timeout.ms`` = ``request.timeout.ms`` = the deadline).
 librdkafka checks message timeouts about once a second and cannot take back a request already on
 the wire, so a message whose ``send`` timed out may *rarely* still be stored a moment later. The
@@ -25,6 +27,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -189,6 +192,8 @@ class KafkaDurableProducer:
         self._retiring: set[asyncio.Future[int]] = set()
         self._fatal_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handoff: _Handoff | None = None
+        self._deadlines: _Deadlines | None = None
         self._ready_lock = asyncio.Lock()
         self._ready_checked_at = -_READINESS_TTL_SECONDS
         self._ready = False
@@ -201,6 +206,8 @@ class KafkaDurableProducer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._handoff = _Handoff(self._loop)
+        self._deadlines = _Deadlines(self._loop, self._delivery_timeout)
         self._current = self._new_client()
 
     def _new_client(self) -> _PolledClient:
@@ -220,17 +227,17 @@ class KafkaDurableProducer:
                 value=value,
                 key=key,
                 headers=wire_headers,
-                on_delivery=partial(self._on_delivery, loop, future),
+                on_delivery=partial(self._on_delivery, self._handoff, future),
             )
         except BufferError as exc:
             raise ProducerQueueFull("the producer's local queue is full") from exc
         except KafkaException as exc:
             raise DeliveryFailed(f"Kafka refused the record: {exc.args[0]}") from exc
-        try:
-            # On timeout wait_for cancels the future; a late delivery report then finds it done.
-            return await asyncio.wait_for(future, self._delivery_timeout)
-        except TimeoutError as exc:
-            raise ProduceTimeout(f"not acknowledged within {self._delivery_timeout:g} s") from exc
+        assert self._deadlines is not None
+        # Past the deadline the future fails with ProduceTimeout; a late delivery report then
+        # finds it done.
+        self._deadlines.add(future)
+        return await future
 
     async def is_ready(self) -> bool:
         client, _ = self._started()
@@ -287,12 +294,13 @@ class KafkaDurableProducer:
 
     @staticmethod
     def _on_delivery(
-        loop: asyncio.AbstractEventLoop,
+        handoff: _Handoff | None,
         future: asyncio.Future[DeliveryReport],
         error: KafkaError | None,
         message: Message,
     ) -> None:
         # Runs on the poll thread (or in flush()); hand the outcome to the loop's thread.
+        assert handoff is not None
         if error is not None:
             outcome: DeliveryReport | ProduceError = DeliveryFailed(
                 f"delivery failed: {error.name()}: {error.str()}"
@@ -303,8 +311,75 @@ class KafkaDurableProducer:
                 partition=_int_or(message.partition(), -1),
                 offset=_int_or(message.offset(), -1),
             )
+        handoff.put(future, outcome)
+
+
+_Outcome = tuple["asyncio.Future[DeliveryReport]", "DeliveryReport | ProduceError"]
+
+
+class _Handoff:
+    """Delivery outcomes from librdkafka's threads to the event loop, settled in bursts.
+
+    :meth:`put` may run on any thread. The first outcome of a burst schedules one call on the loop,
+    which settles every outcome queued by the time it runs.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._queued: list[_Outcome] = []
+        self._scheduled = False
+
+    def put(
+        self, future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | ProduceError
+    ) -> None:
+        with self._lock:
+            self._queued.append((future, outcome))
+            if self._scheduled:
+                return
+            self._scheduled = True
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            loop.call_soon_threadsafe(_settle, future, outcome)
+            self._loop.call_soon_threadsafe(self._settle_queued)
+
+    def _settle_queued(self) -> None:
+        with self._lock:
+            queued, self._queued = self._queued, []
+            self._scheduled = False
+        for future, outcome in queued:
+            _settle(future, outcome)
+
+
+class _Deadlines:
+    """Fails the futures still pending ``timeout`` seconds after they were added, with one timer.
+
+    Every future gets the same timeout, so deadlines expire in the order the futures were added:
+    a queue, and a timer for its head only (settled futures are dropped from the head as it
+    goes), instead of a timer per send.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._queue: deque[tuple[float, asyncio.Future[DeliveryReport]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, future: asyncio.Future[DeliveryReport]) -> None:
+        queue = self._queue
+        while queue and queue[0][1].done():
+            queue.popleft()
+        queue.append((self._loop.time() + self._timeout, future))
+        if self._timer is None:
+            self._timer = self._loop.call_at(queue[0][0], self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        queue, now = self._queue, self._loop.time()
+        while queue and (queue[0][1].done() or queue[0][0] <= now):
+            _, future = queue.popleft()
+            if not future.done():
+                future.set_exception(ProduceTimeout(f"not acknowledged within {self._timeout:g} s"))
+        if queue:
+            self._timer = self._loop.call_at(queue[0][0], self._expire)
 
 
 def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | ProduceError) -> None:
