@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from connector.kafka.admin import create_topics_command, max_record_bytes
@@ -16,10 +18,20 @@ from connector.topics import TopicNames
 pytestmark = pytest.mark.kafka
 
 
-def _configs(admin: AdminClient, topic: str) -> dict[str, str]:
+def _configs(admin: AdminClient, topic: str, timeout: float = 30.0) -> dict[str, str]:
+    """A topic's configs, polling while the broker does not know the new topic yet."""
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    entries = admin.describe_configs([resource])[resource].result(timeout=30)
-    return {name: entry.value for name, entry in entries.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            entries = admin.describe_configs([resource])[resource].result(timeout=timeout)
+        except KafkaException as exc:
+            retriable = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        return {name: entry.value for name, entry in entries.items()}
 
 
 def test_topics_create_makes_every_topic_and_can_run_again(

@@ -422,7 +422,9 @@ def test_records_decode_through_confluent_avro_deserializer(
             timeout=WORKER_START_SECONDS + OUTPUT_SECONDS,
             worker=worker,
         )
-        assert sorted(registry.subjects) == sorted(f"{t}-value" for t in typed_topics)
+        # every typed topic's schema, and the agent_scores topic's (the aggregates write it too)
+        expected = [f"{t}-value" for t in [*typed_topics, deployment.topics.agent_scores]]
+        assert sorted(registry.subjects) == sorted(expected)
         deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
         for message in typed:
             value = message.value()
