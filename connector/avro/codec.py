@@ -47,12 +47,12 @@ def load_schemas(folder: Path | None = None) -> dict[str, dict[str, Any]]:
     return schemas
 
 
-def _without_logical_types(schema: Any) -> Any:
+def without_logical_types(schema: Any) -> Any:
     """The same schema minus logical types: same binary encoding, plain values when read."""
     if isinstance(schema, list):
-        return [_without_logical_types(s) for s in schema]
+        return [without_logical_types(s) for s in schema]
     if isinstance(schema, dict):
-        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
+        return {k: without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
     return schema
 
 
@@ -112,7 +112,7 @@ class EventCodec:
                 event_type=event_type,
                 schema=schema,
                 parsed=fastavro.parse_schema(schema),
-                parsed_plain=fastavro.parse_schema(_without_logical_types(schema)),
+                parsed_plain=fastavro.parse_schema(without_logical_types(schema)),
                 convert=compile_converter(schema),
             )
         self.framing: Framing = framing or SingleObjectFraming(self.canonical_forms())

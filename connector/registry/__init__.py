@@ -94,17 +94,28 @@ def register_schemas(
     ids: dict[str, int] = {}
     for event_type, schema in sorted(schemas.items()):
         subject = value_subject(topics.typed(event_type))
-        try:
-            ids[event_type] = client.register_schema(subject, Schema(json.dumps(schema), AVRO))
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == HTTP_CONFLICT:
-                raise IncompatibleSchemaError(subject, str(exc)) from exc
-            raise SchemaRegistrationError(
-                f"the schema registry refused subject {subject!r}: {exc}"
-            ) from exc
-        except Exception as exc:  # connection errors of the HTTP client
-            raise SchemaRegistrationError(
-                f"cannot register {subject!r} at {settings.schema_registry_url}:"
-                f" {type(exc).__name__}: {exc}"
-            ) from exc
+        ids[event_type] = register_subject(settings, client, subject, schema)
     return ids
+
+
+def register_subject(
+    settings: Settings,
+    client: SchemaRegistryClient,
+    subject: str,
+    schema: Mapping[str, Any],
+) -> int:
+    """Register one Avro schema under ``subject``; its id (HTTP 409: IncompatibleSchemaError)."""
+    try:
+        schema_id: int = client.register_schema(subject, Schema(json.dumps(schema), AVRO))
+    except SchemaRegistryError as exc:
+        if exc.http_status_code == HTTP_CONFLICT:
+            raise IncompatibleSchemaError(subject, str(exc)) from exc
+        raise SchemaRegistrationError(
+            f"the schema registry refused subject {subject!r}: {exc}"
+        ) from exc
+    except Exception as exc:  # connection errors of the HTTP client
+        raise SchemaRegistrationError(
+            f"cannot register {subject!r} at {settings.schema_registry_url}:"
+            f" {type(exc).__name__}: {exc}"
+        ) from exc
+    return schema_id

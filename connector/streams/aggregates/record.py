@@ -20,33 +20,18 @@ from pathlib import Path
 from typing import Any, Final
 
 import fastavro
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from connector.avro.codec import without_logical_types
 from connector.avro.errors import CodecError, Reason
 from connector.avro.framing import ConfluentFraming, Framing, SingleObjectFraming
 from connector.paths import avro_schemas_dir
-from connector.registry import (
-    AVRO,
-    HTTP_CONFLICT,
-    IncompatibleSchemaError,
-    SchemaRegistrationError,
-    registry_client,
-    value_subject,
-)
+from connector.registry import register_subject, registry_client, value_subject
 from connector.settings import Settings
 from connector.topics import TopicNames
 
 RECORD: Final = "agent_scores"
 """The framing's name for the record's schema."""
-
-
-def _without_logical_types(schema: Any) -> Any:
-    """The same schema minus logical types: same bytes, plain values (epoch ms) when read."""
-    if isinstance(schema, list):
-        return [_without_logical_types(s) for s in schema]
-    if isinstance(schema, dict):
-        return {k: _without_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-    return schema
 
 
 def schema_path() -> Path:
@@ -70,7 +55,7 @@ class AgentScoresCodec:
     ) -> None:
         self.schema = dict(schema) if schema is not None else load_schema()
         self._parsed = fastavro.parse_schema(self.schema)
-        self._parsed_plain = fastavro.parse_schema(_without_logical_types(self.schema))
+        self._parsed_plain = fastavro.parse_schema(without_logical_types(self.schema))
         self.framing: Framing = framing or SingleObjectFraming({RECORD: self.canonical_form()})
 
     def canonical_form(self) -> str:
@@ -105,20 +90,7 @@ def register_schema(
     """Register the schema under ``<prefix>.agent_scores-value``; its id."""
     client = client or registry_client(settings)
     subject = value_subject(TopicNames(settings.topic_prefix).agent_scores)
-    try:
-        schema_id: int = client.register_schema(subject, Schema(json.dumps(schema), AVRO))
-    except SchemaRegistryError as exc:
-        if exc.http_status_code == HTTP_CONFLICT:
-            raise IncompatibleSchemaError(subject, str(exc)) from exc
-        raise SchemaRegistrationError(
-            f"the schema registry refused subject {subject!r}: {exc}"
-        ) from exc
-    except Exception as exc:  # connection errors of the HTTP client
-        raise SchemaRegistrationError(
-            f"cannot register {subject!r} at {settings.schema_registry_url}:"
-            f" {type(exc).__name__}: {exc}"
-        ) from exc
-    return schema_id
+    return register_subject(settings, client, subject, schema)
 
 
 def codec_for(settings: Settings) -> AgentScoresCodec:
