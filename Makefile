@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint check clean
+.PHONY: install run test test-reliability lint check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -25,6 +25,11 @@ run: $(STAMP)
 ## run every test; the Kafka tests find or start a real broker
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## the reliability suite: faults (broker outage, kill -9, SIGSTOP, state loss), Zoom's retries,
+## fuzzing, security, and a 10-minute soak (SOAK_SECONDS=60 shortens it); see tests/reliability
+test-reliability: $(STAMP)
+	$(BIN)/python -m pytest tests/reliability
 
 ## lint, format and types, plus the drift checks of the generated schemas and AsyncAPI document
 check: $(STAMP)

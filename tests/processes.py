@@ -15,6 +15,7 @@ Every wait polls against a deadline and fails saying what it saw.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -31,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupState,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector.errors import ConnectorError
@@ -179,6 +188,14 @@ class ChildProcess:
     def open_fds(self) -> int:
         """Open file descriptors now (entries of ``/proc/<pid>/fd``)."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def open_sockets(self) -> int:
+        """How many of the open file descriptors are sockets."""
+        sockets = 0
+        for name in os.listdir(f"/proc/{self.pid}/fd"):
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sockets += os.readlink(f"/proc/{self.pid}/fd/{name}").startswith("socket:")
+        return sockets
 
 
 def parse_metrics(text: str) -> Samples:
@@ -490,6 +507,21 @@ def headers_of(message: Message) -> dict[str, bytes]:
 def event_id_of(message: Message) -> str:
     """The ``zoom-event-id`` header of a typed or dead-letter record."""
     return headers_of(message)["zoom-event-id"].decode()
+
+
+def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] | None:
+    """The partitions of ``topic`` each member of consumer group ``group`` owns, as the group
+    coordinator says; ``None`` while the group is not stable (rebalancing, empty)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group], request_timeout=10)[group].result(
+        timeout=15
+    )
+    if description.state != ConsumerGroupState.STABLE:
+        return None
+    return [
+        {tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
+        for member in description.members
+    ]
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
