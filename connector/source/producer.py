@@ -131,12 +131,11 @@ class KafkaClient(Protocol):
     def produce(
         self,
         topic: str,
-        value: bytes | None,
-        key: bytes | None,
+        value: bytes,
+        key: bytes,
         *,
         headers: list[tuple[str, str | bytes]],
         on_delivery: DeliveryCallback,
-        timestamp: int = 0,
     ) -> None: ...
 
     def poll(self, timeout: float | None = None) -> int: ...
@@ -150,9 +149,8 @@ def _confluent_client(config: dict[str, Any]) -> KafkaClient:
     return Producer(config, logger=logging.getLogger("connector.source.librdkafka"))
 
 
-class PolledClient:
-    """One librdkafka client and the thread that serves its callbacks (``poll()``); the worker's
-    :class:`connector.streams.sender.KafkaSender` uses it too."""
+class _PolledClient:
+    """One librdkafka client and the thread that serves its callbacks (``poll()``)."""
 
     def __init__(self, client: KafkaClient) -> None:
         self.client = client
@@ -190,11 +188,11 @@ class KafkaDurableProducer:
         self._config = config
         self._delivery_timeout = delivery_timeout
         self._client_factory = client_factory
-        self._current: PolledClient | None = None
+        self._current: _PolledClient | None = None
         self._retiring: set[asyncio.Future[int]] = set()
         self._fatal_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._handoff: DeliveryHandoff | None = None
+        self._handoff: _Handoff | None = None
         self._deadlines: _Deadlines | None = None
         self._ready_lock = asyncio.Lock()
         self._ready_checked_at = -_READINESS_TTL_SECONDS
@@ -208,16 +206,16 @@ class KafkaDurableProducer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._handoff = DeliveryHandoff(self._loop)
+        self._handoff = _Handoff(self._loop)
         self._deadlines = _Deadlines(self._loop, self._delivery_timeout)
         self._current = self._new_client()
 
-    def _new_client(self) -> PolledClient:
+    def _new_client(self) -> _PolledClient:
         try:
             client = self._client_factory({**self._config, "error_cb": self._on_client_error})
         except KafkaException as exc:
             raise ProduceError(f"cannot create the Kafka producer: {exc.args[0]}") from exc
-        return PolledClient(client)
+        return _PolledClient(client)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
         client, loop = self._started()
@@ -296,7 +294,7 @@ class KafkaDurableProducer:
 
     @staticmethod
     def _on_delivery(
-        handoff: DeliveryHandoff | None,
+        handoff: _Handoff | None,
         future: asyncio.Future[DeliveryReport],
         error: KafkaError | None,
         message: Message,
@@ -316,22 +314,25 @@ class KafkaDurableProducer:
         handoff.put(future, outcome)
 
 
-class DeliveryHandoff:
+_Outcome = tuple["asyncio.Future[DeliveryReport]", "DeliveryReport | ProduceError"]
+
+
+class _Handoff:
     """Delivery outcomes from librdkafka's threads to the event loop, settled in bursts.
 
-    :meth:`put` may run on any thread: it queues a future and its outcome (an exception instance
-    fails the future, anything else is its result). The first outcome of a burst schedules one call
-    on the loop, which settles every outcome queued by the time it runs; a future already done
-    (cancelled, or failed by a deadline) is left as it is.
+    :meth:`put` may run on any thread. The first outcome of a burst schedules one call on the loop,
+    which settles every outcome queued by the time it runs.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._lock = threading.Lock()
-        self._queued: list[tuple[asyncio.Future[Any], object]] = []
+        self._queued: list[_Outcome] = []
         self._scheduled = False
 
-    def put(self, future: asyncio.Future[Any], outcome: object) -> None:
+    def put(
+        self, future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | ProduceError
+    ) -> None:
         with self._lock:
             self._queued.append((future, outcome))
             if self._scheduled:
@@ -381,10 +382,10 @@ class _Deadlines:
             self._timer = self._loop.call_at(queue[0][0], self._expire)
 
 
-def _settle(future: asyncio.Future[Any], outcome: object) -> None:
+def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | ProduceError) -> None:
     if future.done():
         return
-    if isinstance(outcome, BaseException):
+    if isinstance(outcome, ProduceError):
         future.set_exception(outcome)
     else:
         future.set_result(outcome)

@@ -6,8 +6,7 @@ acknowledge by itself) and, per batch:
 
 1. routes every record (:class:`~connector.streams.pipeline.Router`) and drops the retries of
    events that already have their typed record (:class:`~connector.streams.dedup.DedupIndex`);
-2. hands every output record to the producer at once (no await per record; librdkafka batches
-   them, :mod:`connector.streams.sender`),
+2. hands every output record to the producer at once (no await per record; aiokafka batches them),
    then awaits all their delivery futures, i.e. until Kafka acknowledged each write (``acks=all``);
    a retriable failure is retried with backoff, as long as it takes; a failure tied to the record
    (too large) turns a typed record into a dead letter (``produce_failed``);

@@ -20,9 +20,6 @@ Faust settings chosen here:
   as many partitions as the raw topic (Faust insists: a table's changelog is co-partitioned with
   the topic that writes it), replication ``TOPIC_REPLICATION_FACTOR``;
 * standby replicas of every table: ``WORKER_STANDBY_REPLICAS`` (default 1);
-* the pipeline's typed records and dead letters are written with librdkafka, not Faust's
-  (aiokafka) producer: :mod:`connector.streams.sender`; Faust's producer writes the tables'
-  changelogs and the aggregates' records;
 * web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
 * raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
 """
@@ -46,10 +43,10 @@ from connector.settings import Settings
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
 from connector.streams.aggregates.install import install_agent_scores
 from connector.streams.credentials import broker_credentials, broker_urls
+from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
 from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.streams.pipeline import Router
-from connector.streams.sender import KafkaSender
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -130,6 +127,30 @@ def create_app(
     return app
 
 
+class _TopicSender:
+    """:class:`~connector.streams.agent.Sender` over Faust topics of raw bytes."""
+
+    def __init__(self, app: faust.App, names: Sequence[str]) -> None:
+        self._topics = {
+            name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in names
+        }
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        timestamp_ms: int | None,
+    ) -> Any:
+        # Faust takes seconds and converts with int(seconds * 1000.0); the half millisecond keeps
+        # float rounding from turning ...572 ms into ...571.
+        timestamp = (timestamp_ms + 0.5) / 1000 if timestamp_ms is not None else None
+        return await self._topics[topic].send(
+            key=key, value=value, headers=headers, timestamp=timestamp
+        )
+
+
 def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     """The raw-topic agent, its deduplication table and the table's purge timer."""
     settings, topics = context.settings, context.topics
@@ -150,11 +171,10 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         lambda partition, key: table.send_changelog(partition, key, None, value_serializer="raw"),
         retention_ms,
     )
-    sender = KafkaSender.from_settings(settings)
     agent = RawTopicAgent(
         Router(context.codec, topics, clock=time.time),
         dedup,
-        sender,
+        _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
         context.metrics,
         stopping=lambda: bool(app.should_stop),
     )
@@ -166,19 +186,16 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     @app.agent(raw, name=PIPELINE_AGENT)
     async def pipeline(stream: Any) -> None:
         size, within = settings.worker_batch_size, settings.worker_batch_seconds
-        try:
-            async for events in stream.noack_take(size, within=within):
-                try:
-                    await agent.process(events, stream.ack)
-                except DeliveryAborted as exc:
-                    log.warning("raw batch left unacknowledged: %s", exc)
-                    return
-                except Exception:
-                    # A bug outside the per-record isolation: the batch stays unacknowledged (its
-                    # offsets are not committed, it is processed again after a restart); go on.
-                    log.exception("raw batch failed, left unacknowledged size=%d", len(events))
-        finally:
-            sender.close()
+        async for events in stream.noack_take(size, within=within):
+            try:
+                await agent.process(events, stream.ack)
+            except DeliveryAborted as exc:
+                log.warning("raw batch left unacknowledged: %s", exc)
+                return
+            except Exception:
+                # A bug outside the per-record isolation: the batch stays unacknowledged (its
+                # offsets are not committed, it is processed again after a restart); go on.
+                log.exception("raw batch failed, left unacknowledged size=%d", len(events))
 
     async def purge_dedup() -> None:
         try:
