@@ -7,6 +7,8 @@ Modules, from the outside in:
   and the installers that add agents, tables, timers and web views to it;
 - :mod:`~connector.streams.agent`: one batch of raw records: route, drop retries, write, await
   delivery, then acknowledge (the at-least-once guarantee);
+- :mod:`~connector.streams.batches`: taking those batches from the stream as soon as the agent is
+  free (no fixed batching delay);
 - :mod:`~connector.streams.pipeline`: routing one raw record to a typed record or a dead letter
   (pure, unit-tested without Kafka), and the typed topics' keys;
 - :mod:`~connector.streams.identity`: what makes two deliveries one event (``zoom-event-id``);

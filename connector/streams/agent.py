@@ -1,8 +1,9 @@
 """The raw-topic agent's work on one batch: route, drop retries, write, and only then acknowledge.
 
 Delivery guarantee: at least once, correct by construction rather than by Faust's commit timing.
-The agent takes batches with ``stream.noack_take`` (``stream.take`` whose events Faust does not
-acknowledge by itself) and, per batch:
+The agent takes batches with :func:`~connector.streams.batches.take_available` (like Faust's
+``stream.noack_take``: ``stream.take`` whose events Faust does not acknowledge by itself, but
+handed over as soon as the agent is free) and, per batch:
 
 1. routes every record (:class:`~connector.streams.pipeline.Router`) and drops the retries of
    events that already have their typed record (:class:`~connector.streams.dedup.DedupIndex`);
@@ -19,7 +20,7 @@ acknowledge by itself) and, per batch:
    ``zoom-event-id`` header (at-least-once; the deduplication table usually catches even that,
    unless the crash came before the marks of step 3 reached the table's changelog).
 
-Why ``noack_take`` rather than ``take`` or ``take_events``: those acknowledge a batch in a
+Why no-ack batches rather than ``take`` or ``take_events``: those acknowledge a batch in a
 ``finally`` clause, also when the code consuming it raised, so a batch whose writes failed would
 be committed, i.e. lost. Here a batch that fails outside the per-record isolation stays
 unacknowledged: Faust cannot commit past it, and it is processed again after a restart.

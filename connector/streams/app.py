@@ -42,6 +42,7 @@ from connector.kafka.admin import max_record_bytes
 from connector.settings import Settings
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
 from connector.streams.aggregates.install import install_agent_scores
+from connector.streams.batches import take_available
 from connector.streams.credentials import broker_credentials, broker_urls
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
@@ -186,7 +187,7 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     @app.agent(raw, name=PIPELINE_AGENT)
     async def pipeline(stream: Any) -> None:
         size, within = settings.worker_batch_size, settings.worker_batch_seconds
-        async for events in stream.noack_take(size, within=within):
+        async for events in take_available(stream, size, within):
             try:
                 await agent.process(events, stream.ack)
             except DeliveryAborted as exc:
