@@ -31,6 +31,8 @@ class Plan:
     name: str
     scenarios: list[str]
     wrk_seconds: float
+    """Per server, over all rounds."""
+    wrk_rounds: int
     wrk_warmup_seconds: float
     wrk_connections: int
     rates: list[int]
@@ -53,7 +55,8 @@ class Plan:
         return cls(
             name="full",
             scenarios=["ingest", "pipeline", "e2e", "growth"],
-            wrk_seconds=10,
+            wrk_seconds=15,
+            wrk_rounds=3,
             wrk_warmup_seconds=2,
             wrk_connections=50,
             rates=[500, 2000],
@@ -77,7 +80,8 @@ class Plan:
         return cls(
             name="quick",
             scenarios=["ingest", "pipeline", "e2e", "growth"],
-            wrk_seconds=3,
+            wrk_seconds=4,
+            wrk_rounds=2,
             wrk_warmup_seconds=1,
             wrk_connections=50,
             rates=[500, 2000],

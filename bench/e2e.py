@@ -20,7 +20,7 @@ from bench.ingest import run_loadgen, run_raw_producer
 from bench.kafka_util import append_times, outputs_of
 from bench.procs import progress
 from bench.report import LOWER, Row
-from bench.stats import per_10k, summary
+from bench.stats import per_10k, percentile, summary
 from bench.workload import GOOD, Workload, expected_outputs
 
 WARMUP_RATE = 100
@@ -61,7 +61,9 @@ def run(ctx: Context) -> None:
                     times = ctx.workdir / f"e2e-times-{offered}.json"
                     cpu0 = (source.cpu() or 0.0, worker.cpu() or 0.0)
                     progress(f"e2e: {offered}/s for {seconds:.0f} s")
+                    profile = ctx.profiling(worker, f"worker-e2e-{offered}")
                     load = run_loadgen(port, path, offered, seconds, times=times)
+                    ctx.finish_profile(profile)
                     base += expected_outputs(events)
                     ctx.watch(outputs, base, worker, timeout=60, label=f"e2e {offered}/s")
                     cpu = ((source.cpu() or 0.0) - cpu0[0], (worker.cpu() or 0.0) - cpu0[1])
@@ -94,10 +96,24 @@ def run(ctx: Context) -> None:
     _rows(ctx, found)
 
 
-def _latencies(ctx: Context, typed_topics: list[str], sent: dict[bytes, float]) -> dict[str, float]:
+def _latencies(ctx: Context, typed_topics: list[str], sent: dict[bytes, float]) -> dict[str, Any]:
+    """POST -> typed record latencies (ms): the summary, the share after the source received the
+    request (when the records say), and the median per second of the run (a rising median means
+    the pipeline fell behind the offered rate)."""
     stored = append_times(ctx.bootstrap, typed_topics)
-    values = [stored[key] - at * 1000 for key, at in sent.items() if key in stored]
-    return summary(values)
+    matched = sorted((at, stored[key]) for key, at in sent.items() if key in stored)
+    found: dict[str, Any] = summary((stamp - at * 1000) for at, (stamp, _) in matched)
+    after = [stamp - received for _, (stamp, received) in matched if received is not None]
+    if after:
+        found["after_source_ms"] = summary(after)
+    if matched:
+        first = matched[0][0]
+        seconds: dict[int, list[float]] = {}
+        for at, (stamp, _) in matched:
+            seconds.setdefault(int(at - first), []).append(stamp - at * 1000)
+        by_second = sorted(seconds.items())
+        found["p50_by_second_ms"] = [round(percentile(v, 50), 1) for _, v in by_second]
+    return found
 
 
 def _ceiling(

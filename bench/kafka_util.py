@@ -185,9 +185,12 @@ def prefill(bootstrap: str, topic: str, events: Iterable[Event], progress_every:
     return count
 
 
-def append_times(bootstrap: str, topics: Sequence[str], timeout: float = 60.0) -> dict[bytes, int]:
-    """Key -> broker append time (ms) of every record on ``topics`` (which must be created with
-    ``LogAppendTime``); reads from the beginning to the end offsets seen at the start."""
+def append_times(
+    bootstrap: str, topics: Sequence[str], timeout: float = 60.0
+) -> dict[bytes, tuple[int, int | None]]:
+    """Key -> (broker append time in ms, the source's receive time in ms if the record carries
+    it) of every record on ``topics`` (which must be created with ``LogAppendTime``); reads from
+    the beginning to the end offsets seen at the start."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -207,7 +210,7 @@ def append_times(bootstrap: str, topics: Sequence[str], timeout: float = 60.0) -
                     ends[(topic, p)] = high
                     assignment.append(TopicPartition(topic, p, low))
         consumer.assign(assignment)
-        found: dict[bytes, int] = {}
+        found: dict[bytes, tuple[int, int | None]] = {}
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             for message in consumer.consume(1000, timeout=0.5):
@@ -216,7 +219,8 @@ def append_times(bootstrap: str, topics: Sequence[str], timeout: float = 60.0) -
                 kind, stamp = message.timestamp()
                 if kind != TIMESTAMP_LOG_APPEND_TIME:
                     raise RuntimeError(f"{message.topic()} does not use LogAppendTime")
-                found[message.key() or b""] = stamp
+                received = dict(message.headers() or ()).get(RECEIVED_AT_HEADER)
+                found[message.key() or b""] = (stamp, int(received) if received else None)
                 where = (message.topic() or "", message.partition() or 0)
                 if where in ends and (message.offset() or 0) + 1 >= ends[where]:
                     del ends[where]

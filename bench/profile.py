@@ -1,7 +1,8 @@
 """Sampling profiles of the measured processes, with py-spy (``pip install -e '.[bench]'``).
 
 ``python -m bench --profile`` attaches ``py-spy record`` to the source during its saturation run
-and to the worker during its pipeline drain, for exactly the measured window, and keeps the
+and to the worker during its pipeline drain and its end-to-end runs, for exactly the measured
+window, and keeps the
 collapsed stacks (``<name>.folded``, for flamegraph tools and speedscope) plus a summary of where
 the time went (``<name>.txt``): the functions with the most samples on top of the stack (self)
 and anywhere on it (inclusive), and which of the connector's own functions cost most inclusive.

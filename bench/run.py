@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             "partitions": 6,
             "pinning": f"measured process on CPU 0, load generators and bench on CPU {LOAD_CPU}, "
             "broker unpinned; end to end: source and worker unpinned",
-            "ingest": f"wrk 1 thread {plan.wrk_connections} connections {plan.wrk_seconds:g} s "
-            f"(after {plan.wrk_warmup_seconds:g} s warm-up), 2,000 distinct pre-signed bodies; "
+            "ingest": f"wrk 1 thread {plan.wrk_connections} connections, {plan.wrk_rounds} rounds "
+            f"of {plan.wrk_seconds / plan.wrk_rounds:g} s per server, alternating (after "
+            f"{plan.wrk_warmup_seconds:g} s warm-up), 2,000 distinct pre-signed bodies; "
             f"fixed rates {plan.rates} for {plan.rate_seconds:g} s each",
             "pipeline": f"{plan.pipeline_warmup:,} warm-up + {plan.pipeline_events:,} measured "
             f"raw records, {plan.agents:,} agents, ~3 % bad, ~2 % retries",
