@@ -4,7 +4,8 @@
 
 1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (it must answer);
 2. a testcontainers Kafka container, when a Docker daemon answers a ping;
-3. the connector's own local broker (``LocalBroker().ensure_started()``, Java 17+ needed).
+3. a private instance of the connector's local broker (``LocalBroker`` on free ports with a
+   temporary data directory, stopped at the end of the session; Java 17+ needed).
 
 When none can be had the tests that need it are skipped, except under ``CI=true``, where they
 fail, and where any skipped ``kafka`` test makes the whole session fail too: CI must never go
@@ -81,7 +82,7 @@ def _broker_from_env() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The bootstrap address of a Kafka broker for the integration tests (see module docstring)."""
     from_env = _broker_from_env()
     if from_env is not None:
@@ -110,15 +111,23 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         reasons.append("testcontainers: no Docker daemon answers")
 
-    from connector.kafka.local_broker import LocalBroker
+    from connector.kafka.local_broker import BrokerConfig, LocalBroker
 
+    # A broker of the session's own (temporary data directory, free ports), never the shared
+    # one of `zoom-connector kafka start`: topics of earlier runs would pile up in a shared
+    # broker (thousands of partitions make it slow to start), and a developer's running
+    # connector is left alone.
+    broker = LocalBroker(BrokerConfig.ephemeral(tmp_path_factory.mktemp("kafka")))
     try:
-        bootstrap = LocalBroker().ensure_started()
+        broker.start()
     except ConnectorError as exc:
         reasons.append(f"local broker: {exc}")
+        broker.stop()
     else:
-        # Left running at the end: it is shared with other runs and with developers.
-        yield bootstrap
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.stop()
         return
     kafka_helpers.kafka_unavailable("no Kafka broker: " + "; ".join(reasons))
 
