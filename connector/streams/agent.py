@@ -13,12 +13,15 @@ handed over as soon as the agent is free) and, per batch:
    (too large) turns a typed record into a dead letter (``produce_failed``);
 3. marks the typed events seen in the deduplication table (after the write, so a crash in between
    at worst repeats a record, never loses one);
-4. acknowledges the raw records. Faust commits an offset only once every record before it is
-   acknowledged (and flushes its producer first), so the raw offset is committed after the records
-   written for it are stored. If the worker stops or dies before step 4, nothing is acknowledged and
-   the batch is processed again: its typed records may be written a second time, with the same
-   ``zoom-event-id`` header (at-least-once; the deduplication table usually catches even that,
-   unless the crash came before the marks of step 3 reached the table's changelog).
+4. acknowledges the raw records. Records Faust skipped at a rebalance (it acknowledges them
+   unprocessed, see :mod:`connector.streams.gaps`) are found by the jump in offsets, read again
+   from Kafka and processed in front of the batch, before it is acknowledged. Faust commits an
+   offset only once every record before it is acknowledged (and flushes its producer first), so
+   the raw offset is committed after the records written for it are stored. If the worker stops
+   or dies before step 4, nothing is acknowledged and the batch is processed again: its typed
+   records may be written a second time, with the same ``zoom-event-id`` header (at-least-once;
+   the deduplication table usually catches even that, unless the crash came before the marks of
+   step 3 reached the table's changelog).
 
 Why no-ack batches rather than ``take`` or ``take_events``: those acknowledge a batch in a
 ``finally`` clause, also when the code consuming it raised, so a batch whose writes failed would
@@ -51,6 +54,7 @@ from faust.streams import _current_event
 
 from connector.streams.dead_letters import Headers, PipelineReason, Refusal
 from connector.streams.dedup import DedupIndex
+from connector.streams.gaps import Fetcher, OffsetGaps, refill
 from connector.streams.metrics import WorkerMetrics
 from connector.streams.pipeline import DeadLetter, Outcome, RawRecord, Router, TypedRecord
 
@@ -140,6 +144,7 @@ class RawTopicAgent:
         *,
         stopping: Callable[[], bool],
         clock: Clock = time.time,
+        refetcher: Fetcher | None = None,
     ) -> None:
         self._router = router
         self._dedup = dedup
@@ -147,13 +152,20 @@ class RawTopicAgent:
         self._metrics = metrics
         self._stopping = stopping
         self._clock = clock
+        self._gaps = OffsetGaps()
+        self._refetcher = refetcher
         self.next_offsets: dict[int, int] = {}
         """Raw partition -> the offset after the last record processed (for the lag metric)."""
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         """Route, write and acknowledge one batch; raises :class:`DeliveryAborted` on shutdown."""
         started = time.perf_counter()
-        items = [self._route(event) for event in events]
+        # Records the stream skipped at a rebalance (and acknowledged: faust-streaming's race,
+        # see connector.streams.gaps) are read again and processed in front of the batch.
+        received = await refill(events, self._gaps, self._refetcher)
+        if len(received) > len(events):
+            self._metrics.refetched.inc(len(received) - len(events))
+        items = [self._route(event) for event in received]
         # Several occurrences of one event in a batch: the first is written, the later ones are
         # retries when within the retention, as they would be in separate batches.
         first_seen: dict[str, int | None] = {}
@@ -168,10 +180,10 @@ class RawTopicAgent:
         for item in items:
             self._remember(item)
             self._record_metrics(item)
-        for item in items:
-            await ack(item.event)
-            record = item.record
-            self.next_offsets[record.partition] = record.offset + 1
+        for event in events:  # the refetched records are not Faust's to acknowledge
+            await ack(event)
+            message = event.message
+            self.next_offsets[message.partition] = message.offset + 1
         self._metrics.batch_duration.observe(time.perf_counter() - started)
 
     def _route(self, event: Any) -> _Item:

@@ -46,6 +46,7 @@ from connector.streams.batches import take_available
 from connector.streams.credentials import broker_credentials, broker_urls
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
+from connector.streams.gaps import Refetcher
 from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.streams.pipeline import Router
 from connector.topics import TopicNames
@@ -178,6 +179,7 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
         context.metrics,
         stopping=lambda: bool(app.should_stop),
+        refetcher=Refetcher(settings),
     )
     # Table writes wait in Faust's producer buffer, which warns and throttles the stream above
     # 100 messages; a batch writes up to one mark per record, so let it hold a batch or two.
@@ -212,6 +214,18 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
             log.info("deduplication purge deleted=%d remaining=%d", purged, dedup.size)
 
     app.timer(settings.worker_dedup_purge_interval_seconds)(purge_dedup)
+
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """A partition taken away (or kept across a rebalance, which revokes everything first)
+        resumes at the group's committed offset: the last offset this worker processed there
+        says nothing about it any more. Without this a worker that lost a partition and got it
+        back, with nothing new to read, showed the lag it had before for good."""
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        for tp in revoked:
+            if tp.topic == raw_name:
+                agent.next_offsets.pop(tp.partition, None)
+
+    app.on_partitions_revoked.connect(forget_revoked)
 
     lag: dict[int, int] = {}
 

@@ -95,6 +95,12 @@ class WorkerMetrics:
             "Dead letters Kafka refused for good (logged with their raw coordinates).",
             registry=self.registry,
         )
+        self.refetched = Counter(
+            "zoom_worker_raw_records_refetched",
+            "Raw records the Faust stream skipped at a rebalance, read again from Kafka"
+            " (connector.streams.gaps).",
+            registry=self.registry,
+        )
         self.dedup_entries = Gauge(
             "zoom_worker_dedup_entries",
             "Entries in the deduplication table after the last purge.",

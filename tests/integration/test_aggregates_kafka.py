@@ -44,9 +44,9 @@ from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
 from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
-from connector.streams.aggregates.gaps import Gap, Refetcher
 from connector.streams.aggregates.install import FORWARDED_HEADER
 from connector.streams.aggregates.record import AgentScoresCodec
+from connector.streams.gaps import Gap, Refetcher
 from connector.topics import TopicNames
 from tests.unit.test_registry import FakeSchemaRegistry
 

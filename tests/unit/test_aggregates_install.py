@@ -24,7 +24,6 @@ from connector.spec import load_catalog
 from connector.streams.agent import DeliveryAborted
 from connector.streams.aggregates import events as score_events
 from connector.streams.aggregates.events import Evaluation
-from connector.streams.aggregates.gaps import Gap, Record
 from connector.streams.aggregates.install import (
     AGGREGATE_AGENT,
     FORWARDED_HEADER,
@@ -42,6 +41,7 @@ from connector.streams.aggregates.install import (
 from connector.streams.aggregates.record import AgentScoresCodec
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.app import create_app
+from connector.streams.gaps import Gap, Record
 
 CATALOG = load_catalog()
 CODEC = EventCodec()

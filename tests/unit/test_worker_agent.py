@@ -18,6 +18,7 @@ from connector.spec import load_catalog
 from connector.streams.agent import DeliveryAborted, RawTopicAgent, processing
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
+from connector.streams.gaps import Gap, Record
 from connector.streams.metrics import WorkerMetrics
 from connector.streams.pipeline import Router
 from connector.topics import TopicNames
@@ -249,3 +250,59 @@ def test_processing_makes_the_event_faust_current() -> None:
     with processing(event):
         assert faust.current_event() is event
     assert faust.current_event() is None
+
+
+class _Fetcher:
+    """Serves the records of a gap from a list, as Kafka would, and records the gaps asked."""
+
+    def __init__(self, log: list[bytes]) -> None:
+        self._log = log
+        self.gaps: list[Gap] = []
+
+    async def fetch(self, gap: Gap) -> list[Record]:
+        self.gaps.append(gap)
+        return [
+            Record(gap.topic, gap.partition, offset, b"k", self._log[offset], timestamp=1.7e9)
+            for offset in range(gap.start, gap.end)
+        ]
+
+
+async def test_records_the_stream_skipped_are_read_again_and_written_before_the_ack() -> None:
+    # faust-streaming's rebalance race: offsets 2-4 acknowledged by Faust without reaching us.
+    log = [_evaluation(ts) for ts in range(1, 8)]
+    sender = _Sender()
+    acks = _Acks(sender)
+    fetcher = _Fetcher(log)
+    metrics = WorkerMetrics(CODEC.event_types)
+    store: dict[str, Any] = {}
+    agent = RawTopicAgent(
+        Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0),
+        DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000),
+        sender,
+        metrics,
+        stopping=lambda: False,
+        refetcher=fetcher,
+    )
+    first = _events(*log[:2])
+    await agent.process(first, acks)
+    later = _events(*log[5:], first_offset=5)
+    await agent.process(later, acks)
+
+    assert fetcher.gaps == [Gap("zoom.webhooks.raw", 0, 2, 5)]
+    assert len(sender.delivered) == 7  # every record of the partition, the skipped ones too
+    assert acks.acked == first + later  # only Faust's own events are acknowledged
+    assert acks.delivered_when_acked[-2:] == [7, 7]
+    assert metrics.registry.get_sample_value("zoom_worker_raw_records_refetched_total") == 3
+    assert agent.next_offsets == {0: 7}
+
+
+async def test_no_refetch_without_a_jump_in_offsets() -> None:
+    sender = _Sender()
+    fetcher = _Fetcher([])
+    agent, _, _ = _agent(sender)
+    agent._refetcher = fetcher
+    await agent.process(_events(_evaluation(1), _evaluation(2)), _Acks(sender))
+    await agent.process(_events(_evaluation(3), first_offset=2), _Acks(sender))
+    await agent.process(_events(_evaluation(4), partition=1, first_offset=40), _Acks(sender))
+    assert fetcher.gaps == []
+    assert len(sender.delivered) == 4

@@ -82,7 +82,6 @@ from connector.streams.aggregates.events import (
     from_typed,
 )
 from connector.streams.aggregates.figures import agent_scores
-from connector.streams.aggregates.gaps import Fetcher, OffsetGaps, Refetcher, refill
 from connector.streams.aggregates.leaderboard import (
     InvalidQuery,
     LeaderboardQuery,
@@ -97,6 +96,7 @@ from connector.streams.aggregates.record import AgentScoresCodec, codec_for
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.aggregates.windows import DAY_MS
 from connector.streams.fence import FreezeGuard, release_unwritten
+from connector.streams.gaps import Fetcher, OffsetGaps, Refetcher, refill
 
 if TYPE_CHECKING:
     from connector.streams.app import WorkerContext
@@ -161,7 +161,7 @@ class AggregateMetrics:
         self.refetched = Counter(
             "zoom_worker_agent_score_records_refetched",
             "Records a stream skipped (an offset gap) that the aggregates read again from Kafka,"
-            " by stage (connector.streams.aggregates.gaps).",
+            " by stage (connector.streams.gaps).",
             ["stage"],
             registry=registry,
         )

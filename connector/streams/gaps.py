@@ -18,7 +18,8 @@ dense: a jump in the offsets a stream delivers for a partition (within a consume
 into the next one for a partition the worker kept) is a lost record. :class:`OffsetGaps` finds
 the jumps; :class:`Refetcher` reads the missing offsets again (a plain consumer assigned to the
 partition, no group membership, nothing committed); the agent processes them with the batch,
-before acknowledging it. Processing is idempotent, so a record that was only late, not lost, or a
+before acknowledging it. The raw-topic agent (:mod:`connector.streams.agent`) and both stages of
+the aggregates use it. Processing is idempotent, so a record that was only late, not lost, or a
 range another worker processed after all, does no harm.
 """
 
@@ -31,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, TopicPartition
 
 from connector.settings import Settings
 
@@ -104,6 +105,9 @@ class Record:
     key: bytes | None
     value: bytes | None
     generation_id: Any = None
+    timestamp: float | None = None
+    """Seconds since the epoch, as Faust gives it."""
+    headers: list[tuple[str, bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,14 +161,25 @@ class Refetcher:
                 if offset is None or offset >= gap.end:
                     break
                 if offset >= gap.start:
-                    records.append(
-                        Record(gap.topic, gap.partition, offset, message.key(), message.value())
-                    )
+                    records.append(_record(gap, offset, message))
                 if offset == gap.end - 1:
                     break
         finally:
             consumer.close()
         return records
+
+
+def _record(gap: Gap, offset: int, message: Any) -> Record:
+    kind, timestamp_ms = message.timestamp()
+    return Record(
+        gap.topic,
+        gap.partition,
+        offset,
+        message.key(),
+        message.value(),
+        timestamp=timestamp_ms / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else None,
+        headers=[(k, v if v is not None else b"") for k, v in (message.headers() or ())],
+    )
 
 
 async def refill(events: Sequence[Any], gaps: OffsetGaps, refetcher: Fetcher | None) -> list[Any]:

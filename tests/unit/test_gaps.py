@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connector.streams.aggregates.gaps import Gap, OffsetGaps, Record, RefetchedEvent, refill
+from connector.streams.gaps import Gap, OffsetGaps, Record, RefetchedEvent, refill
 
 
 @dataclass
