@@ -110,6 +110,8 @@ class Context:
     workdir: Path
     report: Report
     broker_pid: int | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Added to every child's environment (bench.ab: PYTHONPATH of an older revision)."""
     profile: bool = False
     """Attach py-spy to the source and the worker while they are measured (bench.profile)."""
     results: dict[str, Any] = field(default_factory=dict)
@@ -147,7 +149,7 @@ class Context:
 
     def env(self, **more: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "SOURCE_"))}
-        env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, **more)
+        env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, **self.extra_env, **more)
         return env
 
     def start_worker(
