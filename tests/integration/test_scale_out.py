@@ -41,6 +41,7 @@ from tests.processes import (
     WorkerProcess,
     consume,
     event_id_of,
+    metric_total,
     record_count,
     wait_until,
     zoom_headers,
@@ -219,9 +220,17 @@ def test_two_sources_two_workers_then_one_worker_killed(
         assert answer == published[agent], f"HTTP and agent_scores differ for {agent}"
 
     repeats = sum(count - 1 for count in ids.values())
+    # Records Faust's stream skipped at the rebalances and the agents read again (gaps.py).
+    refetched = metric_total(survivor.metrics(), "zoom_worker_raw_records_refetched_total")
+    skipped_logged = sum(
+        log.read_text(errors="replace").count("the stream skipped")
+        for log in deployment.tmp.glob("*.log")
+    )
     print(
         f"\nscale-out: {len(bodies)} webhooks through 2 sources {dict(balancer.per_source)},"
         f" worker 1 killed after {killed_at} of the second half's {len(rest)};"
         f" survivor owned all {PARTITIONS} partitions within {takeover_seconds:.1f} s;"
-        f" {len(expected_ids)} events typed, {repeats} written twice (same zoom-event-id)"
+        f" {len(expected_ids)} events typed, {repeats} written twice (same zoom-event-id);"
+        f" the survivor read {refetched:.0f} skipped raw record(s) again,"
+        f" {skipped_logged} skip(s) logged by the workers"
     )
