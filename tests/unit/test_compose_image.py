@@ -7,6 +7,7 @@ check, is tested here too, against local HTTP servers.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 import threading
@@ -254,6 +255,25 @@ def test_every_copied_file_exists_and_the_wheel_gets_its_data() -> None:
     for path in force_included:
         assert any(path == c or path.startswith(c.rstrip("/") + "/") for c in copied), path
     assert "README.md" in copied  # the package metadata's readme
+
+
+def test_the_build_context_keeps_what_the_image_copies_and_leaves_out_the_rest() -> None:
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copied = [
+        source
+        for name, args in _instructions()
+        if name == "COPY" and not args.startswith("--from=")
+        for source in shlex.split(args)[:-1]
+    ]
+    for source in copied:
+        for pattern in patterns:
+            assert not fnmatch.fnmatch(source, pattern.rstrip("/")), f"{pattern} excludes {source}"
+    for heavy in (".git", ".venv", "tests", "bench/results"):
+        assert heavy in patterns, f"{heavy} would be sent to the Docker daemon"
 
 
 # --- zoom-connector healthcheck ----------------------------------------------------------------
