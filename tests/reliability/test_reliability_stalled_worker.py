@@ -90,8 +90,16 @@ def test_stalled_worker_resumes_as_a_zombie_without_corrupting_anything(
             "A and B to share the raw partitions",
         )
         wait_until(lambda: processed_by(b) >= 50, START_SECONDS, "worker B to work")
-        b_partitions = owned(b)
-        a_partitions = partitions - b_partitions
+
+        def disjoint_shares() -> tuple[set[int], set[int]] | None:
+            mine, theirs = owned(a), owned(b)
+            if mine and theirs and not mine & theirs and mine | theirs == partitions:
+                return mine, theirs
+            return None
+
+        a_partitions, _ = wait_until(
+            disjoint_shares, START_SECONDS, "A and B to report their shares (lag metric)"
+        )
 
         a.pause()
         paused_at = time.monotonic()
