@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability lint check clean
+.PHONY: install run test test-reliability bench lint check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -30,6 +30,13 @@ test: $(STAMP)
 ## fuzzing, security, and a 10-minute soak (SOAK_SECONDS=60 shortens it); see tests/reliability
 test-reliability: $(STAMP)
 	$(BIN)/python -m pytest tests/reliability
+
+## the benchmark (bench/, ~25 min; BENCH_ARGS=--quick for ~3 min): figures beside their ceilings,
+## results in bench/results/. Needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk).
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "the benchmark needs wrk (Debian/Ubuntu: apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 ## lint, format and types, plus the drift checks of the generated schemas and AsyncAPI document
 check: $(STAMP)
