@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Every write is awaited, so this adds up to that much to each batch's latency, but fewer,
     # larger produce requests cost far less CPU (5 ms: worker CPU per event about -10 %).
     worker_producer_linger_ms: float = Field(default=5.0, ge=0, le=1000)
+    # A partition of an input topic whose position stands still this long while records wait,
+    # the worker settled and its agents idle, is fetched again (connector.streams.stalls); 0: off.
+    worker_stall_seconds: float = Field(default=30.0, ge=0)
     # Agent score aggregates: a score event stays replaceable (by a re-score or re-analysis) for
     # this many days of the agent's event time, plus WORKER_DEDUP_RETENTION_SECONDS of lateness,
     # and at most this many per agent and kind; then it is folded into the agent's totals.

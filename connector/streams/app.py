@@ -43,6 +43,7 @@ import faust
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
 from connector.settings import Settings
+from connector.streams import stalls
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
 from connector.streams.aggregates.install import install_agent_scores
 from connector.streams.batches import take_available
@@ -52,6 +53,7 @@ from connector.streams.dedup import DedupIndex
 from connector.streams.gaps import Refetcher
 from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.streams.pipeline import Router
+from connector.streams.stalls import FaustPartitions, StallWatch
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,25 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     context.metrics.watch_lag(lambda: dict(lag))
 
 
+def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
+    """The timer that finds input partitions left unread and fetches them again
+    (:mod:`connector.streams.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off."""
+    seconds = context.settings.worker_stall_seconds
+    if not seconds:
+        return
+    watch = StallWatch(seconds)
+    partitions = FaustPartitions(app)
+    counter = context.metrics.partition_stalls
+
+    async def look_for_stalls() -> None:
+        try:
+            await stalls.check(watch, partitions, lambda s: counter.labels(str(s.cause)).inc())
+        except Exception as exc:  # not started, rebalancing: look again next time
+            log.debug("stall check skipped: %r", exc)
+
+    app.timer(min(5.0, seconds / 3))(look_for_stalls)
+
+
 def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
     """``GET /metrics``: the worker's metrics in Prometheus text format."""
     metrics = context.metrics
@@ -266,5 +287,10 @@ def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
         return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-INSTALLERS: list[Installer] = [install_pipeline, install_metrics_view, install_agent_scores]
+INSTALLERS: list[Installer] = [
+    install_pipeline,
+    install_metrics_view,
+    install_agent_scores,
+    install_stall_watch,
+]
 """What :func:`create_app` installs, in order."""

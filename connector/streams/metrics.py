@@ -95,6 +95,14 @@ class WorkerMetrics:
             "Dead letters Kafka refused for good (logged with their raw coordinates).",
             registry=self.registry,
         )
+        self.partition_stalls = Counter(
+            "zoom_worker_partition_stalls",
+            "Input partitions found with records waiting and a position standing still for"
+            " WORKER_STALL_SECONDS, by cause (dropped, unfetched: fetched again; busy: the agents"
+            " are slow or stuck) (connector.streams.stalls).",
+            ["cause"],
+            registry=self.registry,
+        )
         self.refetched = Counter(
             "zoom_worker_raw_records_refetched",
             "Raw records the Faust stream skipped at a rebalance, read again from Kafka"

@@ -1,0 +1,247 @@
+"""Noticing partitions the worker owns but has stopped reading, and getting them read again.
+
+faust-streaming can leave a partition it owns unread for good while the worker otherwise runs
+normally (faust-streaming issues 629 and 471; we saw it in about one of sixty kill-and-restart
+runs, and once in a fresh worker): nothing is lost, nothing is committed either, and the
+partition's lag grows until someone restarts the worker. Faust's own check
+(``stream_processing_timeout``) only logs, after five minutes.
+
+:class:`StallWatch` looks at every partition of the worker's input topics (not table changelogs)
+every few seconds:
+
+* its *position* (the next offset the consumer hands to the agents) and *highwater*;
+* whether Faust asks Kafka for it: Faust takes a partition out of its fetch set while an agent's
+  queue is nearly full and puts it back once the queue drains, and pauses partitions while
+  restoring tables;
+* whether the queues of the agents reading it have room.
+
+A partition is **stalled** when records wait in Kafka (highwater beyond the position), its position
+has not moved for ``WORKER_STALL_SECONDS``, the worker is neither rebalancing nor restoring tables,
+and its agents' queues have room (the agents wait for records; they are not busy with them). Then
+the watch logs what it saw, counts it (``zoom_worker_partition_stalls_total``) and acts:
+
+* ``dropped``: Faust no longer asks for the partition: it is put back into Faust's fetch set;
+* ``unfetched``: Faust asks for it but gets nothing: the consumer seeks it to its position, which
+  makes aiokafka fetch it afresh.
+
+Both are harmless when the diagnosis is wrong (a Kafka outage looks the same from here): nothing
+is acknowledged or committed by them, and a seek to the position only fetches again records no
+agent has been given. A partition whose queue is full while its position stands still is a busy or
+stuck agent, not a fetch stall: the watch logs it (``busy``) with the position, and does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from aiokafka import TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class Cause(StrEnum):
+    """Why a partition's position stands still while records wait."""
+
+    DROPPED = "dropped"
+    """Faust no longer asks Kafka for the partition (not in its fetch set, not paused)."""
+    UNFETCHED = "unfetched"
+    """Faust asks for it, nothing arrives."""
+    BUSY = "busy"
+    """The agents' queues for it are full: they are slow or stuck, fetching is not the problem."""
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    """One look at a partition of an input topic."""
+
+    topic: str
+    partition: int
+    position: int | None
+    highwater: int | None
+    requested: bool
+    """In Faust's fetch set (its active partitions)."""
+    paused: bool
+    queues_full: bool
+    """An agent queue reading it is at or above its high-pressure mark."""
+
+    @property
+    def waiting(self) -> bool:
+        """Records in Kafka beyond the position."""
+        return (
+            self.position is not None
+            and self.highwater is not None
+            and self.highwater > self.position
+        )
+
+
+@dataclass(frozen=True)
+class Stall:
+    view: PartitionView
+    cause: Cause
+    seconds: float
+    """How long the position has stood still."""
+
+
+@dataclass
+class _Since:
+    position: int | None
+    at: float
+
+
+@dataclass
+class StallWatch:
+    """Decides which partitions are stalled, from successive :class:`PartitionView` s.
+
+    ``stall_seconds``: how long a position may stand still while records wait. A partition
+    reported once is reported again only after another ``stall_seconds`` without progress.
+    """
+
+    stall_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _since: dict[tuple[str, int], _Since] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stall_seconds <= 0:
+            raise ValueError("stall_seconds must be positive")
+
+    def observe(self, views: Iterable[PartitionView], settled: bool) -> list[Stall]:
+        """The stalls among ``views``. ``settled``: not rebalancing or restoring tables (while
+        unsettled, positions legitimately stand still: every clock starts again)."""
+        now = self.clock()
+        seen: dict[tuple[str, int], _Since] = {}
+        stalls: list[Stall] = []
+        for view in views:
+            key = (view.topic, view.partition)
+            since = self._since.get(key)
+            if not settled or not view.waiting or view.paused:
+                seen[key] = _Since(view.position, now)
+                continue
+            if since is None or since.position != view.position:
+                since = _Since(view.position, now)
+            elif now - since.at >= self.stall_seconds:
+                if view.queues_full:
+                    cause = Cause.BUSY
+                elif not view.requested:
+                    cause = Cause.DROPPED
+                else:
+                    cause = Cause.UNFETCHED
+                stalls.append(Stall(view, cause, now - since.at))
+                since = _Since(view.position, now)  # report again after another period
+            seen[key] = since
+        self._since = seen
+        return stalls
+
+
+class FaustPartitions:
+    """:class:`PartitionView` s of a Faust app's consumer, and the remedies.
+
+    Reads Faust's and aiokafka's bookkeeping (``Consumer._active_partitions``,
+    ``_paused_partitions``, ``_buffered_partitions``, the conductor's map of partitions to
+    channels, aiokafka's partition states): these are private, and checked against the pinned
+    faust-streaming and aiokafka versions by the tests of this module.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    def settled(self) -> bool:
+        app = self._app
+        consumer = app.consumer
+        return (
+            not getattr(app, "rebalancing", False)
+            and not getattr(app, "in_recovery", False)
+            and bool(getattr(consumer, "flow_active", True))
+        )
+
+    def views(self) -> list[PartitionView]:
+        consumer = self._app.consumer
+        changelogs = set(self._app.tables.changelog_topics)
+        active = consumer._active_partitions
+        paused = consumer._paused_partitions
+        channels_of = self._app.topics._tp_index
+        views = []
+        for tp in consumer.assignment():
+            if tp.topic in changelogs:
+                continue
+            queues = [channel.queue for channel in channels_of.get(tp, ())]
+            state = _state(consumer, tp)
+            views.append(
+                PartitionView(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=_position(state),
+                    highwater=_int_or_none(consumer.highwater(tp)),
+                    requested=active is None or tp in active,
+                    paused=tp in paused or bool(getattr(state, "paused", False)),
+                    queues_full=any(q.qsize() >= q.pressure_high_size for q in queues),
+                )
+            )
+        return views
+
+    async def remedy(self, stall: Stall) -> None:
+        consumer = self._app.consumer
+        view = stall.view
+        tp = next(
+            tp
+            for tp in consumer.assignment()
+            if tp.topic == view.topic and tp.partition == view.partition
+        )
+        if stall.cause is Cause.DROPPED:
+            consumer._buffered_partitions.discard(tp)
+            if consumer._active_partitions is not None:
+                consumer._active_partitions.add(tp)
+        elif stall.cause is Cause.UNFETCHED and view.position is not None:
+            await consumer.seek(tp, view.position)
+
+
+def _state(consumer: Any, tp: Any) -> Any:
+    """aiokafka's state of ``tp`` (read without a call into the consumer's thread), or None."""
+    aiokafka_consumer = consumer._thread._ensure_consumer()
+    assignment = aiokafka_consumer._fetcher._subscriptions.subscription.assignment
+    if assignment is None:
+        return None
+    return assignment.state_value(TopicPartition(tp.topic, tp.partition))
+
+
+def _position(state: Any) -> int | None:
+    if state is None or not state.has_valid_position:
+        return None
+    return _int_or_none(state.position)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+async def check(
+    watch: StallWatch,
+    partitions: FaustPartitions,
+    on_stall: Callable[[Stall], None] = lambda stall: None,
+) -> Sequence[Stall]:
+    """One round: look, decide, log, count (``on_stall``) and remedy."""
+    stalls = watch.observe(partitions.views(), partitions.settled())
+    for stall in stalls:
+        view = stall.view
+        log.warning(
+            "partition stalled: topic=%s partition=%d position=%s highwater=%s still for %.0f s"
+            " cause=%s requested=%s paused=%s queues_full=%s%s",
+            view.topic,
+            view.partition,
+            view.position,
+            view.highwater,
+            stall.seconds,
+            stall.cause,
+            view.requested,
+            view.paused,
+            view.queues_full,
+            "" if stall.cause is Cause.BUSY else "; fetching it again",
+        )
+        on_stall(stall)
+        if stall.cause is not Cause.BUSY:
+            await partitions.remedy(stall)
+    return stalls

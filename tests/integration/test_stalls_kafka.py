@@ -1,0 +1,138 @@
+"""A worker that stops fetching a partition it owns gets it read again (connector.streams.stalls).
+
+The fault is injected by :mod:`tests.faults.dropping_worker`: once told to, it takes the raw
+topic's partitions out of Faust's fetch set, as faust-streaming's bookkeeping sometimes does. With
+the stall watch on, every record written after the fault is still processed, and the watch says
+so in its log and metrics; with it off (``WORKER_STALL_SECONDS=0``), the same fault leaves the
+records unread, which shows the fault is real.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import (
+    CATALOG,
+    WORKER_START_SECONDS,
+    ChildProcess,
+    Deployment,
+    RawProducer,
+    WorkerProcess,
+    free_port,
+)
+
+pytestmark = pytest.mark.kafka
+
+EVALUATION = "quality_management.evaluation_completed"
+STALL_SECONDS = 3.0
+UNREAD_WINDOW_SECONDS = 4 * STALL_SECONDS
+"""How long the control run watches records stay unread (a negative can only be watched)."""
+
+
+class DroppingWorker(WorkerProcess):
+    """The worker of :mod:`tests.faults.dropping_worker`."""
+
+    def __init__(self, deployment: Deployment, trigger: Path, stall_seconds: float) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.trigger = trigger
+        env = {
+            **deployment.env(self.port),
+            "STALL_TRIGGER": str(trigger),
+            "WORKER_STALL_SECONDS": str(stall_seconds),
+        }
+        ChildProcess.__init__(
+            self,
+            [sys.executable, "-m", "tests.faults.dropping_worker"],
+            env,
+            deployment.tmp / "dropping-worker.log",
+        )
+
+    def inject(self, timeout: float = 30.0) -> list[int]:
+        """Drop the raw partitions from Faust's fetch set; the partitions dropped."""
+        self.trigger.write_text("drop")
+        done = Path(f"{self.trigger}.done")
+        deadline = time.monotonic() + timeout
+        while not done.exists():
+            self.check_alive()
+            assert time.monotonic() < deadline, f"the fault was not injected:\n{self.tail()}"
+            time.sleep(0.05)
+        return [int(p) for p in done.read_text().split()]
+
+    def stalls(self) -> dict[str, float]:
+        return {
+            dict(labels)["cause"]: value
+            for (name, labels), value in self.metrics().items()
+            if name == "zoom_worker_partition_stalls_total"
+        }
+
+
+@pytest.fixture
+def deployment(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> Deployment:
+    deployment = Deployment(kafka_bootstrap, unique_name("stall"), tmp_path)
+    deployment.create_topics()
+    return deployment
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def _evaluation(number: int) -> bytes:
+    event = copy.deepcopy(CATALOG.example(EVALUATION))
+    event["payload"]["object"]["evaluation_id"] = f"stall-{number:05d}"
+    event["event_ts"] = 1_700_000_000_000 + number
+    return json.dumps(event).encode()
+
+
+def _start_and_drop(
+    deployment: Deployment, workers: list[WorkerProcess], stall_seconds: float
+) -> tuple[DroppingWorker, RawProducer]:
+    worker = DroppingWorker(deployment, deployment.tmp / "drop-now", stall_seconds)
+    workers.append(worker)
+    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+    raw.send(_evaluation(0))
+    raw.flush()
+    worker.wait_counted(1, timeout=WORKER_START_SECONDS)  # assigned, fetching, processing
+    dropped = worker.inject()
+    assert dropped == list(range(deployment.partitions))
+    for number in range(1, 101):
+        raw.send(_evaluation(number))
+    raw.flush()
+    return worker, raw
+
+
+def test_a_partition_left_unfetched_is_read_again(
+    deployment: Deployment, workers: list[WorkerProcess]
+) -> None:
+    worker, _ = _start_and_drop(deployment, workers, STALL_SECONDS)
+    counted = worker.wait_counted(101, timeout=10 * STALL_SECONDS + 30)
+    assert counted == {"typed": 101}
+    stalls = worker.stalls()
+    assert stalls.get("dropped", 0) >= 1, stalls
+    assert "partition stalled" in worker.log() and "cause=dropped" in worker.log()
+
+
+def test_without_the_watch_the_fault_leaves_records_unread(
+    deployment: Deployment, workers: list[WorkerProcess]
+) -> None:
+    worker, _ = _start_and_drop(deployment, workers, 0)
+    deadline = time.monotonic() + UNREAD_WINDOW_SECONDS
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        assert sum(worker.events_counted().values()) == 1, "the fault did not stop the reading"
+        time.sleep(0.5)
+    assert worker.stalls() == {}

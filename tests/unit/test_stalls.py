@@ -1,0 +1,110 @@
+"""The stall watch's decisions (connector.streams.stalls), on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.streams.stalls import Cause, PartitionView, StallWatch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def view(
+    position: int | None = 10,
+    highwater: int | None = 20,
+    *,
+    requested: bool = True,
+    paused: bool = False,
+    queues_full: bool = False,
+    partition: int = 0,
+) -> PartitionView:
+    return PartitionView("raw", partition, position, highwater, requested, paused, queues_full)
+
+
+def test_a_position_standing_still_with_records_waiting_is_a_stall_after_the_period() -> None:
+    clock = Clock()
+    watch = StallWatch(30, clock)
+    assert watch.observe([view()], settled=True) == []
+    clock.now += 29.9
+    assert watch.observe([view()], settled=True) == []
+    clock.now += 0.1
+    [stall] = watch.observe([view()], settled=True)
+    assert (stall.cause, stall.seconds, stall.view.partition) == (Cause.UNFETCHED, 30.0, 0)
+    # reported again only after another full period
+    clock.now += 29
+    assert watch.observe([view()], settled=True) == []
+    clock.now += 1
+    assert len(watch.observe([view()], settled=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "cause"),
+    [
+        ({"requested": False}, Cause.DROPPED),
+        ({"requested": True}, Cause.UNFETCHED),
+        ({"queues_full": True}, Cause.BUSY),
+        ({"queues_full": True, "requested": False}, Cause.BUSY),
+    ],
+)
+def test_the_cause(kwargs: dict[str, bool], cause: Cause) -> None:
+    clock = Clock()
+    watch = StallWatch(5, clock)
+    watch.observe([view(**kwargs)], settled=True)
+    clock.now += 5
+    [stall] = watch.observe([view(**kwargs)], settled=True)
+    assert stall.cause is cause
+
+
+@pytest.mark.parametrize(
+    "still",
+    [
+        view(position=20, highwater=20),  # caught up
+        view(position=None),  # no position yet
+        view(highwater=None),  # nothing fetched yet
+        view(paused=True),  # paused on purpose (restoring tables)
+    ],
+)
+def test_no_stall_without_records_waiting_or_while_paused(still: PartitionView) -> None:
+    clock = Clock()
+    watch = StallWatch(5, clock)
+    for _ in range(5):
+        assert watch.observe([still], settled=True) == []
+        clock.now += 5
+
+
+def test_progress_and_unsettled_moments_restart_the_clock() -> None:
+    clock = Clock()
+    watch = StallWatch(10, clock)
+    watch.observe([view(position=10)], settled=True)
+    clock.now += 9
+    assert watch.observe([view(position=11)], settled=True) == []  # it moved
+    clock.now += 9
+    assert watch.observe([view(position=11)], settled=False) == []  # rebalancing
+    clock.now += 9
+    assert watch.observe([view(position=11)], settled=True) == []
+    clock.now += 10
+    assert len(watch.observe([view(position=11)], settled=True)) == 1
+
+
+def test_partitions_are_watched_one_by_one_and_forgotten_when_gone() -> None:
+    clock = Clock()
+    watch = StallWatch(10, clock)
+    watch.observe([view(partition=0), view(partition=1)], settled=True)
+    clock.now += 10
+    stalls = watch.observe([view(partition=0), view(partition=1, position=15)], settled=True)
+    assert [s.view.partition for s in stalls] == [0]
+    # partition 0 revoked, then assigned again: its clock starts afresh
+    watch.observe([view(partition=1, position=15)], settled=True)
+    clock.now += 10
+    assert watch.observe([view(partition=0)], settled=True) == []
+
+
+def test_the_period_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        StallWatch(0)
