@@ -32,11 +32,13 @@ stuck agent, not a fetch stall: the watch logs it (``busy``) with the position, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -242,6 +244,25 @@ async def check(
             "" if stall.cause is Cause.BUSY else "; fetching it again",
         )
         on_stall(stall)
-        if stall.cause is not Cause.BUSY:
+        if stall.cause is Cause.BUSY:
+            log.warning("where the connector's tasks wait:\n%s", "\n".join(connector_stacks()))
+        else:
             await partitions.remedy(stall)
     return stalls
+
+
+def connector_stacks(limit: int = 12) -> list[str]:
+    """Where each asyncio task running connector code waits: its innermost connector frames."""
+    package = str(Path(__file__).resolve().parents[1])
+    lines = []
+    for task in asyncio.all_tasks():
+        frames = [
+            f for f in task.get_stack(limit=limit) if f.f_code.co_filename.startswith(package)
+        ]
+        if frames:
+            where = " <- ".join(
+                f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}"
+                for f in reversed(frames)
+            )
+            lines.append(f"  {task.get_name()}: {where}")
+    return lines

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
-from connector.streams.stalls import Cause, PartitionView, StallWatch
+import pytest
+from prometheus_client import CollectorRegistry
+
+from connector.streams.aggregates.install import AggregateMetrics, deliver
+from connector.streams.stalls import Cause, PartitionView, StallWatch, connector_stacks
 
 
 class Clock:
@@ -108,3 +112,27 @@ def test_partitions_are_watched_one_by_one_and_forgotten_when_gone() -> None:
 def test_the_period_must_be_positive() -> None:
     with pytest.raises(ValueError):
         StallWatch(0)
+
+
+async def test_connector_stacks_name_where_connector_tasks_wait() -> None:
+    """A task stuck in connector code (here an aggregate write Kafka never acknowledges) is
+    listed with the connector frame it waits in; a task of other code is not."""
+    loop = asyncio.get_running_loop()
+    unacknowledged: asyncio.Future[None] = loop.create_future()
+
+    async def write() -> asyncio.Future[None]:
+        return unacknowledged
+
+    metrics = AggregateMetrics(CollectorRegistry())
+    stuck = asyncio.create_task(deliver([write], lambda: False, metrics), name="stuck-writer")
+    other = asyncio.create_task(asyncio.Event().wait(), name="other-code")
+    await asyncio.sleep(0.01)
+    try:
+        lines = connector_stacks()
+        [line] = [line for line in lines if "stuck-writer" in line]
+        assert "install.py" in line and "deliver" in line
+        assert not any("other-code" in line for line in lines)
+    finally:
+        unacknowledged.set_result(None)
+        await stuck
+        other.cancel()
