@@ -75,14 +75,20 @@ def test_a_seek_back_is_not_a_gap() -> None:
 
 
 class _Refetcher:
-    def __init__(self) -> None:
+    def __init__(self, stands: dict[tuple[str, int], int] | None = None) -> None:
         self.asked: list[Gap] = []
+        self.stands = stands or {}
+        self.stands_asked: list[list[tuple[str, int]]] = []
 
     async def fetch(self, gap: Gap) -> list[Record]:
         self.asked.append(gap)
         return [
             Record(gap.topic, gap.partition, o, b"k", b"v%d" % o) for o in range(gap.start, gap.end)
         ]
+
+    async def start_offsets(self, partitions: Any) -> dict[tuple[str, int], int]:
+        self.stands_asked.append(list(partitions))
+        return {p: self.stands[p] for p in partitions if p in self.stands}
 
 
 async def test_refill_puts_the_missing_records_in_front() -> None:
@@ -103,3 +109,31 @@ async def test_without_a_refetcher_gaps_are_only_tracked() -> None:
     await refill(_events(1), gaps, None)
     batch = _events(4)
     assert await refill(batch, gaps, None) == batch
+
+
+def test_a_partition_seen_for_the_first_time_or_after_an_absence_starts_a_count() -> None:
+    gaps = OffsetGaps()
+    _observe(gaps, _events(10, 11))
+    assert [(s.topic, s.partition, s.offset) for s in gaps.started] == [("t", 0, 10)]
+    _observe(gaps, _events(12))
+    assert gaps.started == []
+
+
+async def test_a_new_owner_beginning_past_the_groups_position_reads_the_records_between() -> None:
+    # the group stands at offset 3 (committed, or the log's start): the stream began at 7
+    refetcher = _Refetcher(stands={("t", 0): 3})
+    batch = _events(7, 8)
+    received: list[Any] = await refill(batch, OffsetGaps(), refetcher)
+    assert refetcher.asked == [Gap("t", 0, 3, 7)]
+    assert [e.message.offset for e in received] == [3, 4, 5, 6, 7, 8]
+
+
+async def test_a_new_owner_beginning_where_the_group_stands_reads_nothing_again() -> None:
+    refetcher = _Refetcher(stands={("t", 0): 7})
+    gaps = OffsetGaps()
+    batch = _events(7, 8)
+    assert await refill(batch, gaps, refetcher) == batch
+    assert refetcher.asked == []
+    # the group is asked once per new start, not per batch
+    assert await refill(_events(9), gaps, refetcher) is not None
+    assert refetcher.stands_asked == [[("t", 0)]]
