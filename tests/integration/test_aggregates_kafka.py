@@ -718,8 +718,17 @@ def test_agent_scores_in_confluent_framing_with_a_registry(
         consumer.subscribe([deployment.topics.agent_scores])
         latest: dict[str, Any] = {}
         deadline = time.monotonic() + 60
+
+        def caught_up() -> bool:  # every agent's latest record read, not just its first one
+            return sorted(latest) == sorted(expected) and all(
+                latest[a]["evaluations"]["lifetime"]["count"]
+                == expected[a]["evaluations"]["lifetime"]["count"]
+                for a in expected
+                if expected[a]["evaluations"]
+            )
+
         try:
-            while len(latest) < len(expected) and time.monotonic() < deadline:
+            while not caught_up() and time.monotonic() < deadline:
                 message = consumer.poll(0.2)
                 if message is None or message.error() is not None:
                     continue
@@ -730,9 +739,7 @@ def test_agent_scores_in_confluent_framing_with_a_registry(
         finally:
             consumer.close()
         assert sorted(latest) == sorted(expected)
-        agent = next(a for a in expected if expected[a]["evaluations"])
-        record = latest[agent]["evaluations"]["lifetime"]
-        assert record["count"] == expected[agent]["evaluations"]["lifetime"]["count"]
+        assert caught_up(), {a: latest[a]["evaluations"] for a in expected}
     finally:
         registry.stop()
 
