@@ -20,9 +20,9 @@ Faust settings chosen here:
   as many partitions as the raw topic (Faust insists: a table's changelog is co-partitioned with
   the topic that writes it), replication ``TOPIC_REPLICATION_FACTOR``;
 * standby replicas of every table: ``WORKER_STANDBY_REPLICAS`` (default 1);
-* producer linger ``WORKER_PRODUCER_LINGER_MS`` (default 5 ms): every write is awaited before its
-  raw record is acknowledged, so a few milliseconds of batching cost little latency and save the
-  CPU of many small produce requests (the worker is CPU-bound while draining a backlog);
+* producer linger ``WORKER_PRODUCER_LINGER_MS`` (default 0): a few milliseconds save some CPU
+  (fewer, larger produce requests) but hold writes back, and a worker frozen while holding back an
+  aggregate state write sends it after it thaws, past the freeze fence (:mod:`.fence`);
 * web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
 * raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
 """

@@ -24,7 +24,10 @@ finishing a batch then is safe (and Faust waits for it).
 
 ``threshold`` is a third of the session timeout: heartbeats go at least every third of the session,
 so a shorter freeze cannot expire the session. What remains is a freeze that starts between the
-check and the writes (microseconds apart), or a group that takes longer than ``settle`` to answer.
+check and the moment the writes leave the process (the producer's sender task sends them at its
+next turn of the event loop: well under a millisecond on an idle loop), or a group that takes
+longer than ``settle`` to answer. A producer linger (``WORKER_PRODUCER_LINGER_MS``) holds every
+write back for that long and widens this window accordingly, which is why it is 0 by default.
 """
 
 from __future__ import annotations
