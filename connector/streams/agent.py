@@ -14,8 +14,9 @@ handed over as soon as the agent is free) and, per batch:
 3. marks the typed events seen in the deduplication table (after the write, so a crash in between
    at worst repeats a record, never loses one);
 4. acknowledges the raw records. Records Faust skipped at a rebalance (it acknowledges them
-   unprocessed, see :mod:`connector.streams.gaps`) are found by the jump in offsets, read again
-   from Kafka and processed in front of the batch, before it is acknowledged. Faust commits an
+   unprocessed, see :mod:`connector.streams.gaps`) are found by their offsets (a jump, or a first
+   offset past where the group stands), read again from Kafka and processed in front of the
+   batch, before it is acknowledged. Faust commits an
    offset only once every record before it is acknowledged (and flushes its producer first), so
    the raw offset is committed after the records written for it are stored. If the worker stops
    or dies before step 4, nothing is acknowledged and the batch is processed again: its typed

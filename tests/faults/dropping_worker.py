@@ -33,10 +33,10 @@ def install_fault(app: Any, context: worker_app.WorkerContext) -> None:
         if injected or not trigger.exists():
             return
         consumer = app.consumer
-        dropped = sorted(tp.partition for tp in consumer.assignment() if tp.topic == raw)
-        active = consumer._get_active_partitions()
-        active.difference_update({tp for tp in consumer.assignment() if tp.topic == raw})
+        raw_partitions = {tp for tp in consumer.assignment() if tp.topic == raw}
+        consumer._get_active_partitions().difference_update(raw_partitions)
         injected = True
+        dropped = sorted(tp.partition for tp in raw_partitions)
         log.warning("fault injected: raw partitions %s dropped from Faust's fetch set", dropped)
         Path(f"{trigger}.done").write_text(" ".join(map(str, dropped)))
 
