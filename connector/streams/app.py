@@ -42,6 +42,7 @@ import faust
 
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
+from connector.kafka.log_ends import LogEnds, furthest
 from connector.settings import Settings
 from connector.streams import stalls
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
@@ -74,6 +75,8 @@ class WorkerContext:
     codec: EventCodec
     metrics: WorkerMetrics
     raw_partitions: int
+    log_ends: LogEnds
+    """Where the input partitions end, per the broker (the lag metric, the stall watch)."""
 
 
 Installer = Callable[[faust.App, WorkerContext], None]
@@ -129,6 +132,7 @@ def create_app(
         codec=codec,
         metrics=WorkerMetrics(codec.event_types),
         raw_partitions=partitions,
+        log_ends=LogEnds(settings.kafka_client_config(), f"{settings.worker_id}-log-ends"),
     )
     for install in INSTALLERS if installers is None else installers:
         install(app, context)
@@ -236,14 +240,17 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     lag: dict[int, int] = {}
 
     async def measure_lag() -> None:
-        """Raw partitions this worker owns -> records not yet processed (for ``/metrics``)."""
+        """Raw partitions this worker owns -> records not yet processed (for ``/metrics``).
+
+        Where a partition ends is asked of the broker: the consumer's own figure stands still
+        while it does not fetch the partition, which would hide exactly the lag that matters."""
         current: dict[int, int] = {}
         try:
             consumer = app.consumer
-            for tp in consumer.assignment():
-                if tp.topic != raw_name:
-                    continue
-                highwater = consumer.highwater(tp)
+            owned = [tp for tp in consumer.assignment() if tp.topic == raw_name]
+            ends = await context.log_ends.refresh((tp.topic, tp.partition) for tp in owned)
+            for tp in owned:
+                highwater = furthest(consumer.highwater(tp), ends.get((tp.topic, tp.partition)))
                 next_offset = agent.next_offsets.get(tp.partition)
                 if next_offset is None:  # nothing processed here yet: where the consumer stands
                     next_offset = await asyncio.wait_for(consumer.position(tp), _LAG_TIMEOUT)
@@ -266,7 +273,7 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     if not seconds:
         return
     watch = StallWatch(seconds)
-    partitions = FaustPartitions(app)
+    partitions = FaustPartitions(app, context.log_ends)
     counter = context.metrics.partition_stalls
 
     async def look_for_stalls() -> None:

@@ -43,6 +43,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
+from connector.kafka.log_ends import LogEnds, furthest
+
 log = logging.getLogger(__name__)
 
 
@@ -148,8 +150,20 @@ class FaustPartitions:
     faust-streaming and aiokafka versions by the tests of this module.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, log_ends: LogEnds | None = None) -> None:
         self._app = app
+        self._log_ends = log_ends
+
+    async def refresh(self) -> None:
+        """Ask the broker where the input partitions end (see :class:`LogEnds`): the consumer's
+        own high watermark stands still while it does not fetch a partition, and a stall would
+        then look like a partition with nothing waiting."""
+        if self._log_ends is not None:
+            await self._log_ends.refresh((tp.topic, tp.partition) for tp in self._inputs())
+
+    def _inputs(self) -> list[Any]:
+        changelogs = set(self._app.tables.changelog_topics)
+        return [tp for tp in self._app.consumer.assignment() if tp.topic not in changelogs]
 
     def settled(self) -> bool:
         app = self._app
@@ -162,14 +176,12 @@ class FaustPartitions:
 
     def views(self) -> list[PartitionView]:
         consumer = self._app.consumer
-        changelogs = set(self._app.tables.changelog_topics)
         active = consumer._active_partitions
         paused = consumer._paused_partitions
         channels_of = self._app.topics._tp_index
+        ends = self._log_ends.latest if self._log_ends is not None else {}
         views = []
-        for tp in consumer.assignment():
-            if tp.topic in changelogs:
-                continue
+        for tp in self._inputs():
             queues = [channel.queue for channel in channels_of.get(tp, ())]
             state = _state(consumer, tp)
             views.append(
@@ -177,7 +189,7 @@ class FaustPartitions:
                     topic=tp.topic,
                     partition=tp.partition,
                     position=_position(state),
-                    highwater=_int_or_none(consumer.highwater(tp)),
+                    highwater=furthest(consumer.highwater(tp), ends.get((tp.topic, tp.partition))),
                     requested=active is None or tp in active,
                     paused=tp in paused or bool(getattr(state, "paused", False)),
                     queues_full=any(q.qsize() >= q.pressure_high_size for q in queues),
@@ -226,6 +238,7 @@ async def check(
     on_stall: Callable[[Stall], None] = lambda stall: None,
 ) -> Sequence[Stall]:
     """One round: look, decide, log, count (``on_stall``) and remedy."""
+    await partitions.refresh()
     stalls = watch.observe(partitions.views(), partitions.settled())
     for stall in stalls:
         view = stall.view
