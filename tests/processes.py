@@ -524,13 +524,26 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] |
     ]
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll ``check()`` until it returns something truthy (returned), or fail after ``timeout``."""
+def wait_until(
+    check: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.2,
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """Poll ``check()`` until it returns something truthy (returned), or fail after ``timeout``.
+
+    ``explain``, if given, is called on failure and its text added to the assertion message
+    (the state that tells why the condition never came: counts, lag, a process's log tail).
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            message = f"timed out after {timeout:g} s waiting for {what}"
+            if explain is not None:
+                message += "\n" + explain()
+            raise AssertionError(message)
         time.sleep(interval)

@@ -298,7 +298,13 @@ def test_the_worker_types_or_dead_letters_every_arbitrary_record(
         assert dropped() == 0, f"dead letters dropped:\n{worker.tail()}"
         return sum(worker.events_counted().values()) >= len(sent) and idle(worker)
 
-    wait_until(all_counted, 180, f"the worker to count {len(sent)} records")
+    def state() -> str:
+        return (
+            f"counted: {worker.events_counted()}\nlag: {worker.lag()}\n"
+            f"worker log (end):\n{worker.tail()}"
+        )
+
+    wait_until(all_counted, 180, f"the worker to count {len(sent)} records", explain=state)
     counted = worker.events_counted()
     with OutputReader(deployment) as reader:
         reader.drain()
