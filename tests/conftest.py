@@ -162,6 +162,23 @@ def create_topic(kafka_bootstrap: str, unique_name: Callable[[str], str]) -> Cal
     return make
 
 
+@pytest.fixture
+def new_deployment(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Any
+) -> Callable[..., Any]:
+    """``new_deployment("agg", partitions=3)``: a fresh :class:`tests.processes.Deployment` (its
+    own topic prefix and worker id) on the test broker, its topics created; options as the
+    class takes them (``extra_env``, ``partitions``)."""
+    from tests.processes import Deployment
+
+    def make(prefix: str, **options: Any) -> Deployment:
+        deployment = Deployment(kafka_bootstrap, unique_name(prefix), tmp_path, **options)
+        deployment.create_topics()
+        return deployment
+
+    return make
+
+
 # --- the kafka mark, and CI strictness -----------------------------------------------------
 
 

@@ -431,12 +431,8 @@ class Worker:
 
 
 @pytest.fixture
-def deployment(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> Deployment:
-    deployment = Deployment(kafka_bootstrap, unique_name("agg"), tmp_path)
-    deployment.create_topics()
-    return deployment
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
+    return new_deployment("agg")
 
 
 @pytest.fixture

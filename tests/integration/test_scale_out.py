@@ -19,7 +19,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,19 +56,13 @@ CONVERGE_SECONDS = 150.0
 
 
 @pytest.fixture
-def deployment(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> Deployment:
-    deployment = Deployment(
-        kafka_bootstrap,
-        unique_name("scale"),
-        tmp_path,
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
+    return new_deployment(
+        "scale",
         # A killed worker stays in the group until its session expires: keep that short.
         extra_env={"BROKER_SESSION_TIMEOUT": "6", "BROKER_HEARTBEAT_INTERVAL": "1"},
         partitions=PARTITIONS,
     )
-    deployment.create_topics()
-    return deployment
 
 
 @pytest.fixture

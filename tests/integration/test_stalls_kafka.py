@@ -75,12 +75,8 @@ class DroppingWorker(WorkerProcess):
 
 
 @pytest.fixture
-def deployment(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> Deployment:
-    deployment = Deployment(kafka_bootstrap, unique_name("stall"), tmp_path)
-    deployment.create_topics()
-    return deployment
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
+    return new_deployment("stall")
 
 
 @pytest.fixture

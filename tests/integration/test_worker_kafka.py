@@ -104,13 +104,8 @@ def _evaluation(number: int, *, event_ts: int | None = None, score: int = 10) ->
 
 
 @pytest.fixture
-def deployment(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> Deployment:
-    prefix = unique_name("wk")
-    deployment = Deployment(kafka_bootstrap, prefix, tmp_path)
-    deployment.create_topics()
-    return deployment
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
+    return new_deployment("wk")
 
 
 @pytest.fixture

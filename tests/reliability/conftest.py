@@ -11,7 +11,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,13 +55,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture
-def deployment(
-    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
-) -> Deployment:
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
     """A fresh deployment (topic prefix, worker id) on the shared broker, topics created."""
-    deployment = Deployment(kafka_bootstrap, unique_name("rel"), tmp_path)
-    deployment.create_topics()
-    return deployment
+    return new_deployment("rel")
 
 
 @pytest.fixture
