@@ -15,9 +15,10 @@ process. Metrics:
   logged with their raw coordinates.
 * ``zoom_worker_dedup_entries`` / ``zoom_worker_dedup_purged_total``: the deduplication table.
 * ``zoom_worker_consumer_lag{partition}``: raw records not yet processed, per raw partition this
-  worker owns: the consumer's high watermark minus the next offset to process (before the first
-  record, the consumer's position). Measured every 2 s from the consumer's fetch state, without
-  a broker request.
+  worker owns: where the partition's log ends minus the next offset to process (before the first
+  record, the consumer's position). Measured every 2 s; the log's end is asked of the broker
+  (:mod:`connector.kafka.log_ends`, one ListOffsets request per partition), not read from the
+  consumer's fetch state, which stands still for a partition the consumer stopped fetching.
 """
 
 from __future__ import annotations
