@@ -54,7 +54,7 @@ from connector.streams.dedup import DedupIndex
 from connector.streams.gaps import Refetcher
 from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.streams.pipeline import Router
-from connector.streams.stalls import FaustPartitions, StallWatch
+from connector.streams.stalls import Batches, FaustPartitions, StallWatch
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,8 @@ class WorkerContext:
     raw_partitions: int
     log_ends: LogEnds
     """Where the input partitions end, per the broker (the lag metric, the stall watch)."""
+    batches: Batches
+    """The batches the agents are working on (the stall watch looks for slow ones)."""
 
 
 Installer = Callable[[faust.App, WorkerContext], None]
@@ -133,6 +135,7 @@ def create_app(
         metrics=WorkerMetrics(codec.event_types),
         raw_partitions=partitions,
         log_ends=LogEnds(settings.kafka_client_config(), f"{settings.worker_id}-log-ends"),
+        batches=Batches(),
     )
     for install in INSTALLERS if installers is None else installers:
         install(app, context)
@@ -201,7 +204,8 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         size, within = settings.worker_batch_size, settings.worker_batch_seconds
         async for events in take_available(stream, size, within):
             try:
-                await agent.process(events, stream.ack)
+                with context.batches.working(PIPELINE_AGENT, len(events)):
+                    await agent.process(events, stream.ack)
             except DeliveryAborted as exc:
                 log.warning("raw batch left unacknowledged: %s", exc)
                 return
@@ -277,6 +281,8 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     counter = context.metrics.partition_stalls
 
     async def look_for_stalls() -> None:
+        slow = counter.labels(str(stalls.Cause.SLOW_BATCH))
+        stalls.check_batches(context.batches, seconds, lambda batch: slow.inc())
         try:
             await stalls.check(watch, partitions, lambda s: counter.labels(str(s.cause)).inc())
         except Exception as exc:  # not started, rebalancing: look again next time

@@ -100,7 +100,8 @@ class WorkerMetrics:
             "zoom_worker_partition_stalls",
             "Input partitions found with records waiting and a position standing still for"
             " WORKER_STALL_SECONDS, by cause (dropped, unfetched: fetched again; busy: the agents"
-            " are slow or stuck) (connector.streams.stalls).",
+            " are slow or stuck), and agent batches worked on that long (slow_batch)"
+            " (connector.streams.stalls).",
             ["cause"],
             registry=self.registry,
         )

@@ -28,14 +28,22 @@ Both are harmless when the diagnosis is wrong (a Kafka outage looks the same fro
 is acknowledged or committed by them, and a seek to the position only fetches again records no
 agent has been given. A partition whose queue is full while its position stands still is a busy or
 stuck agent, not a fetch stall: the watch logs it (``busy``) with the position, and does nothing.
+
+A stuck agent with few records behind it fills no queue: the records sit in its batch, the
+position is at the log's end, nothing looks stalled. So the watch also looks at the batches the
+agents are working on (:class:`Batches`): one worked on for ``WORKER_STALL_SECONDS`` or longer is
+logged with where the connector's tasks wait and counted (``slow_batch``); nothing is done to it
+(it may be a Kafka write retried while the broker is away, which must go on).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -57,6 +65,8 @@ class Cause(StrEnum):
     """Faust asks for it, nothing arrives."""
     BUSY = "busy"
     """The agents' queues for it are full: they are slow or stuck, fetching is not the problem."""
+    SLOW_BATCH = "slow_batch"
+    """An agent has worked on one batch for ``stall_seconds`` or longer (:class:`Batches`)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,47 @@ class StallWatch:
             seen[key] = since
         self._since = seen
         return stalls
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch an agent is working on."""
+
+    agent: str
+    size: int
+    started: float
+    """``time.monotonic()`` when the agent took it."""
+
+
+@dataclass
+class Batches:
+    """The batches the agents are working on now; :meth:`working` wraps each."""
+
+    clock: Callable[[], float] = time.monotonic
+    _open: dict[int, Batch] = field(default_factory=dict)
+    _reported: dict[int, float] = field(default_factory=dict)
+    _tokens: Iterator[int] = field(default_factory=itertools.count)
+
+    @contextlib.contextmanager
+    def working(self, agent: str, size: int) -> Iterator[None]:
+        token = next(self._tokens)
+        self._open[token] = Batch(agent, size, self.clock())
+        try:
+            yield
+        finally:
+            self._open.pop(token, None)
+            self._reported.pop(token, None)
+
+    def overdue(self, seconds: float) -> list[Batch]:
+        """Batches worked on for ``seconds`` or longer, each once per ``seconds``."""
+        now = self.clock()
+        found = []
+        for token, batch in self._open.items():
+            since = self._reported.get(token, batch.started)
+            if now - since >= seconds:
+                self._reported[token] = now
+                found.append(batch)
+        return found
 
 
 class FaustPartitions:
@@ -232,6 +283,24 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def check_batches(
+    batches: Batches, seconds: float, on_slow: Callable[[Batch], None] = lambda batch: None
+) -> list[Batch]:
+    """Log (with where the tasks wait) and count the batches worked on for ``seconds``."""
+    slow = batches.overdue(seconds)
+    for batch in slow:
+        log.warning(
+            "agent %s has worked on a batch of %d record(s) for %.0f s; where the connector's"
+            " tasks wait:\n%s",
+            batch.agent,
+            batch.size,
+            batches.clock() - batch.started,
+            "\n".join(connector_stacks()),
+        )
+        on_slow(batch)
+    return slow
+
+
 async def check(
     watch: StallWatch,
     partitions: FaustPartitions,
@@ -267,8 +336,12 @@ async def check(
 def connector_stacks(limit: int = 12) -> list[str]:
     """Where each asyncio task running connector code waits: its innermost connector frames."""
     package = str(Path(__file__).resolve().parents[1])
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no running event loop
+        return []
     lines = []
-    for task in asyncio.all_tasks():
+    for task in tasks:
         frames = [
             f for f in task.get_stack(limit=limit) if f.f_code.co_filename.startswith(package)
         ]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from connector.streams.aggregates.install import AggregateMetrics, deliver
-from connector.streams.stalls import Cause, PartitionView, StallWatch, connector_stacks
+from connector.streams.stalls import (
+    Batch,
+    Batches,
+    Cause,
+    PartitionView,
+    StallWatch,
+    check_batches,
+    connector_stacks,
+)
 
 
 class Clock:
@@ -136,3 +145,45 @@ async def test_connector_stacks_name_where_connector_tasks_wait() -> None:
         unacknowledged.set_result(None)
         await stuck
         other.cancel()
+
+
+# --- batches worked on for long ------------------------------------------------------------
+
+
+def test_a_batch_worked_on_too_long_is_reported_once_per_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    batches = Batches(clock=lambda: now[0])
+    seen: list[Batch] = []
+    with batches.working("zoom-raw-pipeline", 7):
+        now[0] += 29.9
+        assert check_batches(batches, 30, seen.append) == []
+        now[0] += 0.1
+        with caplog.at_level(logging.WARNING, logger="connector.streams.stalls"):
+            assert [b.agent for b in check_batches(batches, 30, seen.append)] == [
+                "zoom-raw-pipeline"
+            ]
+        assert "zoom-raw-pipeline has worked on a batch of 7 record(s) for 30 s" in caplog.text
+        now[0] += 10
+        assert check_batches(batches, 30, seen.append) == []  # reported again only after 30 s
+        now[0] += 20
+        assert len(check_batches(batches, 30, seen.append)) == 1
+    now[0] += 100
+    assert check_batches(batches, 30, seen.append) == []  # finished: nothing open
+    assert [b.size for b in seen] == [7, 7]
+
+
+def test_batches_are_tracked_separately_and_closed_on_error() -> None:
+    now = [0.0]
+    batches = Batches(clock=lambda: now[0])
+    with pytest.raises(RuntimeError), batches.working("a", 1):
+        raise RuntimeError("the batch failed")
+    with batches.working("b", 2):
+        now[0] = 5
+        with batches.working("c", 3):
+            now[0] = 31
+            assert [b.agent for b in batches.overdue(30)] == ["b"]
+            now[0] = 36
+            assert [b.agent for b in batches.overdue(30)] == ["c"]
+    assert batches.overdue(0) == []

@@ -575,14 +575,18 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
     @app.agent(typed, name=REKEY_AGENT)
     async def rekey(stream: Any) -> None:
         async for events in stream.noack_take(size, within=within):
-            if not await _guarded(rekeyer.process(events, stream.ack), "re-keying", len(events)):
-                return
+            with context.batches.working(REKEY_AGENT, len(events)):
+                work = rekeyer.process(events, stream.ack)
+                if not await _guarded(work, "re-keying", len(events)):
+                    return
 
     @app.agent(by_agent, name=AGGREGATE_AGENT)
     async def aggregate(stream: Any) -> None:
         async for events in stream.noack_take(size, within=within):
-            if not await _guarded(aggregator.process(events, stream.ack), "aggregate", len(events)):
-                return
+            with context.batches.working(AGGREGATE_AGENT, len(events)):
+                work = aggregator.process(events, stream.ack)
+                if not await _guarded(work, "aggregate", len(events)):
+                    return
 
     install_scores_views(app, ScoresQueries(app, table, partitions))
 
