@@ -43,6 +43,7 @@ class Plan:
     agents: int
     aggregates_off_run: bool
     codec_loop_run: bool
+    faust_floor_run: bool
     e2e_rate: int
     e2e_seconds: float
     e2e_extra_rates: list[int]
@@ -67,6 +68,7 @@ class Plan:
             agents=1_000,
             aggregates_off_run=True,
             codec_loop_run=True,
+            faust_floor_run=True,
             e2e_rate=500,
             e2e_seconds=20,
             e2e_extra_rates=[2000],
@@ -92,6 +94,7 @@ class Plan:
             agents=1_000,
             aggregates_off_run=False,
             codec_loop_run=False,
+            faust_floor_run=False,
             e2e_rate=500,
             e2e_seconds=5,
             e2e_extra_rates=[],
@@ -153,10 +156,16 @@ class Context:
         return env
 
     def start_worker(
-        self, prefix: str, name: str, *, aggregates: bool = True, cpu: int | None = SERVER_CPU
+        self,
+        prefix: str,
+        name: str,
+        *,
+        aggregates: bool = True,
+        cpu: int | None = SERVER_CPU,
+        floor: bool = False,
     ) -> tuple[Child, int]:
-        """The connector's worker on ``prefix``'s topics; returns it and its web port once
-        ``/metrics`` answers."""
+        """The connector's worker on ``prefix``'s topics (``floor``: Faust alone,
+        :mod:`bench.faust_floor`); returns it and its web port once ``/metrics`` answers."""
         port = _free_port()
         env = self.env(
             TOPIC_PREFIX=prefix,
@@ -167,6 +176,8 @@ class Context:
         )
         argv = [sys.executable, "-m", "bench.worker_main"]
         argv += ["--aggregates", "on" if aggregates else "off"]
+        if floor:
+            argv.append("--floor")
         child = Child(name, argv, log_path=self.workdir / f"{name}.log", cpu=cpu, env=env, cwd=ROOT)
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/metrics", child, timeout=120)

@@ -115,6 +115,8 @@ def run(ctx: Context) -> None:
                       warm, measured)  # fmt: skip
         if plan.aggregates_off_run:
             _optional(ctx, found, "worker_no_aggregates", _no_aggregates, ctx, warm, measured)
+        if plan.faust_floor_run:
+            _optional(ctx, found, "faust_floor", _faust_floor, ctx, warm, measured)
     finally:
         ctx.cluster.delete_prefix(prefix)
         ctx.report.details["pipeline"] = found
@@ -141,6 +143,32 @@ def _no_aggregates(ctx: Context, warm: list[Event], measured: list[Event]) -> di
         return _worker_drain(ctx, off, "worker-noagg", warm, measured, aggregates=False)
     finally:
         ctx.cluster.delete_prefix(off)
+
+
+def _faust_floor(ctx: Context, warm: list[Event], measured: list[Event]) -> dict[str, Any]:
+    """Faust alone (:mod:`bench.faust_floor`): one record out per raw record, like the loop."""
+    from connector.topics import TopicNames
+
+    floor = ctx.prefix("pipeline-floor")
+    names = ctx.cluster.create(floor)
+    try:
+        prefill(ctx.bootstrap, names.raw, [*warm, *measured])
+        progress("pipeline: faust-floor (Faust reads and writes each record, nothing else)")
+        outputs = outputs_of(TopicNames(floor))
+        child, _ = ctx.start_worker(floor, "faust-floor", aggregates=False, floor=True)
+        try:
+            ctx.watch(outputs, len(warm), child, timeout=_timeout(len(warm)),
+                      label="faust-floor warm-up")  # fmt: skip
+            profile = ctx.profiling(child, "faust-floor-drain")
+            result = _drain(ctx, child, outputs, len(warm), len(measured), len(measured),
+                            "faust-floor")  # fmt: skip
+            ctx.finish_profile(profile)
+            result["memory_mib"] = child.memory()
+        finally:
+            child.stop()
+        return result
+    finally:
+        ctx.cluster.delete_prefix(floor)
 
 
 def _worker_drain(
@@ -217,6 +245,27 @@ def _rows(ctx: Context, found: dict[str, Any]) -> None:
             "events/s", worker.get("rate"), found["codec_loop"].get("rate"),
             "the same plain loop calling the connector's EventCodec",
         ))  # fmt: skip
+    if "faust_floor" in found:
+        floor = found["faust_floor"]
+        rows.append(Row(
+            "pipeline.faust_floor", "Pipeline",
+            "Faust alone: an agent that reads each raw record and writes it unchanged (the "
+            "worker's batching and acknowledgement, no work)",
+            "events/s", floor.get("rate"), loop.get("rate"), plain,
+        ))  # fmt: skip
+        rows.append(Row(
+            "pipeline.rate_vs_faust_floor", "Pipeline",
+            "the worker (aggregates on), against Faust alone",
+            "events/s", worker.get("rate"), floor.get("rate"),
+            "Faust alone (the row above): the most a Faust agent reached here",
+        ))  # fmt: skip
+        if "worker_no_aggregates" in found:
+            rows.append(Row(
+                "pipeline.rate_no_aggregates_vs_faust_floor", "Pipeline",
+                "the worker with the aggregates off, against Faust alone",
+                "events/s", found["worker_no_aggregates"].get("rate"), floor.get("rate"),
+                "Faust alone",
+            ))  # fmt: skip
     if worker.get("aggregates_caught_up_s") is not None:
         ctx.report.notes.append(
             f"Pipeline: the aggregates had committed all their input "

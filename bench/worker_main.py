@@ -1,10 +1,11 @@
 """``zoom-connector worker`` for the bench, with the agent score aggregates on or off.
 
-    python -m bench.worker_main [--aggregates on|off]
+    python -m bench.worker_main [--aggregates on|off] [--floor]
 
 "on" runs the worker exactly as ``zoom-connector worker`` does, adding the aggregates' installer
-if the tree does not install it yet; "off" leaves it out, to show what the aggregates cost. The
-configuration comes from the environment, as for the real command.
+if the tree does not install it yet; "off" leaves it out, to show what the aggregates cost.
+``--floor`` runs the worker's Faust app with only a forwarding agent (:mod:`bench.faust_floor`)
+and the metrics page. The configuration comes from the environment, as for the real command.
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ from connector.streams import app
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aggregates", choices=["on", "off"], default="on")
+    parser.add_argument("--floor", action="store_true", help="Faust alone (bench.faust_floor)")
     args = parser.parse_args()
     from connector.streams.aggregates.install import install_agent_scores
 
     installers = [i for i in app.INSTALLERS if i is not install_agent_scores]
     if args.aggregates == "on":
         installers.append(install_agent_scores)
+    if args.floor:
+        from bench.faust_floor import install_faust_floor
+
+        installers = [install_faust_floor, app.install_metrics_view]
     app.INSTALLERS[:] = installers
     return cli.main(["worker"])
 
