@@ -431,8 +431,13 @@ class Worker:
 
 
 @pytest.fixture
-def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
-    return new_deployment("agg")
+def deployment(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> Deployment:
+    # this module's own Deployment (not tests.processes'): the aggregates' topics and workers
+    deployment = Deployment(kafka_bootstrap, unique_name("agg"), tmp_path)
+    deployment.create_topics()
+    return deployment
 
 
 @pytest.fixture
