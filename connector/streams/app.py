@@ -277,7 +277,7 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     if not seconds:
         return
     watch = StallWatch(seconds)
-    partitions = FaustPartitions(app, context.log_ends)
+    partitions = FaustPartitions(app, context.log_ends, Refetcher(context.settings).start_offsets)
     counter = context.metrics.partition_stalls
 
     async def look_for_stalls() -> None:

@@ -99,7 +99,8 @@ class WorkerMetrics:
         self.partition_stalls = Counter(
             "zoom_worker_partition_stalls",
             "Input partitions found with records waiting and a position standing still for"
-            " WORKER_STALL_SECONDS, by cause (dropped, unfetched: fetched again; busy: the agents"
+            " WORKER_STALL_SECONDS, by cause (dropped, unfetched, unpositioned: fetched again;"
+            " busy: the agents"
             " are slow or stuck), and agent batches worked on that long (slow_batch)"
             " (connector.streams.stalls).",
             ["cause"],

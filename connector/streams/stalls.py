@@ -15,14 +15,18 @@ every few seconds:
   restoring tables;
 * whether the queues of the agents reading it have room.
 
-A partition is **stalled** when records wait in Kafka (highwater beyond the position), its position
-has not moved for ``WORKER_STALL_SECONDS``, the worker is neither rebalancing nor restoring tables,
-and its agents' queues have room (the agents wait for records; they are not busy with them). Then
-the watch logs what it saw, counts it (``zoom_worker_partition_stalls_total``) and acts:
+A partition is **stalled** when records wait in Kafka (highwater beyond the position, or records
+but no position at all), its position has not moved for ``WORKER_STALL_SECONDS``, the worker is
+neither rebalancing nor restoring tables, and its agents' queues have room (the agents wait for
+records; they are not busy with them). Then the watch logs what it saw, counts it
+(``zoom_worker_partition_stalls_total``) and acts:
 
 * ``dropped``: Faust no longer asks for the partition: it is put back into Faust's fetch set;
 * ``unfetched``: Faust asks for it but gets nothing: the consumer seeks it to its position, which
-  makes aiokafka fetch it afresh.
+  makes aiokafka fetch it afresh;
+* ``unpositioned``: the partition holds records but the consumer has no position for it (a seek
+  lost at a rebalance): it is sought to where the group stands (committed offset, or the log's
+  start), the same offset a restarted worker would begin at.
 
 Both are harmless when the diagnosis is wrong (a Kafka outage looks the same from here): nothing
 is acknowledged or committed by them, and a seek to the position only fetches again records no
@@ -43,7 +47,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -65,6 +69,8 @@ class Cause(StrEnum):
     """Faust asks for it, nothing arrives."""
     BUSY = "busy"
     """The agents' queues for it are full: they are slow or stuck, fetching is not the problem."""
+    UNPOSITIONED = "unpositioned"
+    """Records exist but the consumer has no position for the partition: nothing fetches it."""
     SLOW_BATCH = "slow_batch"
     """An agent has worked on one batch for ``stall_seconds`` or longer (:class:`Batches`)."""
 
@@ -82,6 +88,11 @@ class PartitionView:
     paused: bool
     queues_full: bool
     """An agent queue reading it is at or above its high-pressure mark."""
+
+    @property
+    def unpositioned(self) -> bool:
+        """No position, though the partition holds records (a seek lost at a rebalance)."""
+        return self.position is None and self.highwater is not None and self.highwater > 0
 
     @property
     def waiting(self) -> bool:
@@ -132,13 +143,15 @@ class StallWatch:
         for view in views:
             key = (view.topic, view.partition)
             since = self._since.get(key)
-            if not settled or not view.waiting or view.paused:
+            if not settled or not (view.waiting or view.unpositioned) or view.paused:
                 seen[key] = _Since(view.position, now)
                 continue
             if since is None or since.position != view.position:
                 since = _Since(view.position, now)
             elif now - since.at >= self.stall_seconds:
-                if view.queues_full:
+                if view.position is None:
+                    cause = Cause.UNPOSITIONED
+                elif view.queues_full:
                     cause = Cause.BUSY
                 elif not view.requested:
                     cause = Cause.DROPPED
@@ -192,6 +205,11 @@ class Batches:
         return found
 
 
+GroupOffsets = Callable[[Sequence[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]
+"""Where the worker's group stands on partitions: committed offset, or the log's start
+(:meth:`connector.streams.gaps.Refetcher.start_offsets`)."""
+
+
 class FaustPartitions:
     """:class:`PartitionView` s of a Faust app's consumer, and the remedies.
 
@@ -201,9 +219,15 @@ class FaustPartitions:
     faust-streaming and aiokafka versions by the tests of this module.
     """
 
-    def __init__(self, app: Any, log_ends: LogEnds | None = None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        log_ends: LogEnds | None = None,
+        group_offsets: GroupOffsets | None = None,
+    ) -> None:
         self._app = app
         self._log_ends = log_ends
+        self._group_offsets = group_offsets
 
     async def refresh(self) -> None:
         """Ask the broker where the input partitions end (see :class:`LogEnds`): the consumer's
@@ -262,6 +286,11 @@ class FaustPartitions:
                 consumer._active_partitions.add(tp)
         elif stall.cause is Cause.UNFETCHED and view.position is not None:
             await consumer.seek(tp, view.position)
+        elif stall.cause is Cause.UNPOSITIONED and self._group_offsets is not None:
+            stands = await self._group_offsets([(view.topic, view.partition)])
+            offset = stands.get((view.topic, view.partition))
+            if offset is not None:
+                await consumer.seek(tp, offset)
 
 
 def _state(consumer: Any, tp: Any) -> Any:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from connector.streams.aggregates.install import AggregateMetrics, deliver
@@ -13,7 +16,9 @@ from connector.streams.stalls import (
     Batch,
     Batches,
     Cause,
+    FaustPartitions,
     PartitionView,
+    Stall,
     StallWatch,
     check_batches,
     connector_stacks,
@@ -63,9 +68,11 @@ def test_a_position_standing_still_with_records_waiting_is_a_stall_after_the_per
         ({"requested": True}, Cause.UNFETCHED),
         ({"queues_full": True}, Cause.BUSY),
         ({"queues_full": True, "requested": False}, Cause.BUSY),
+        ({"position": None}, Cause.UNPOSITIONED),
+        ({"position": None, "requested": False}, Cause.UNPOSITIONED),
     ],
 )
-def test_the_cause(kwargs: dict[str, bool], cause: Cause) -> None:
+def test_the_cause(kwargs: dict[str, Any], cause: Cause) -> None:
     clock = Clock()
     watch = StallWatch(5, clock)
     watch.observe([view(**kwargs)], settled=True)
@@ -78,7 +85,8 @@ def test_the_cause(kwargs: dict[str, bool], cause: Cause) -> None:
     "still",
     [
         view(position=20, highwater=20),  # caught up
-        view(position=None),  # no position yet
+        view(position=None, highwater=0),  # no position, nothing to read either
+        view(position=None, highwater=None),  # no position, log end unknown
         view(highwater=None),  # nothing fetched yet
         view(paused=True),  # paused on purpose (restoring tables)
     ],
@@ -187,3 +195,30 @@ def test_batches_are_tracked_separately_and_closed_on_error() -> None:
             now[0] = 36
             assert [b.agent for b in batches.overdue(30)] == ["c"]
     assert batches.overdue(0) == []
+
+
+async def test_an_unpositioned_partition_is_sought_to_where_the_group_stands() -> None:
+    class Consumer:
+        def __init__(self) -> None:
+            self.sought: list[tuple[Any, int]] = []
+
+        def assignment(self) -> set[TP]:
+            return {TP("raw", 0), TP("raw", 1)}
+
+        async def seek(self, tp: TP, offset: int) -> None:
+            self.sought.append((tp, offset))
+
+    asked: list[list[tuple[str, int]]] = []
+
+    async def group_offsets(partitions: Any) -> dict[tuple[str, int], int]:
+        asked.append(list(partitions))
+        return {("raw", 1): 7}
+
+    consumer = Consumer()
+    partitions = FaustPartitions(SimpleNamespace(consumer=consumer), None, group_offsets)
+    await partitions.remedy(Stall(view(position=None, partition=1), Cause.UNPOSITIONED, 30.0))
+    assert asked == [[("raw", 1)]]
+    assert consumer.sought == [(TP("raw", 1), 7)]
+    # where the group stands is unknown: nothing is sought
+    await partitions.remedy(Stall(view(position=None, partition=0), Cause.UNPOSITIONED, 30.0))
+    assert consumer.sought == [(TP("raw", 1), 7)]
