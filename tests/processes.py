@@ -242,6 +242,18 @@ class WorkerProcess(ChildProcess):
             return {}
         return parse_metrics(response.text)
 
+    def partitions(self) -> dict[str, Any]:
+        """``GET /partitions``: what the worker's stall watch sees (empty while not serving)."""
+        response = self.get("/partitions", timeout=5)
+        if response is None or response.status_code != 200:
+            return {}
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def diagnosis(self) -> str:
+        """What to print when the worker does not do what a test waits for."""
+        return f"{self.log_path.name}: /partitions {self.partitions()}\nlog (end):\n{self.tail()}"
+
     def events_counted(self) -> dict[str, float]:
         """``zoom_worker_events_total`` summed by outcome."""
         totals: Counter[str] = Counter()

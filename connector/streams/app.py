@@ -30,6 +30,7 @@ Faust settings chosen here:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -272,12 +273,34 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
 
 def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     """The timer that finds input partitions left unread and fetches them again
-    (:mod:`connector.streams.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off."""
+    (:mod:`connector.streams.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
+    read-only page ``GET /partitions`` (whether the watch is on or off)."""
+    partitions = FaustPartitions(app, context.log_ends, Refetcher(context.settings).start_offsets)
+
+    @app.page("/partitions")
+    async def partitions_view(self: Any, request: Any) -> Any:
+        """``GET /partitions``: what the stall watch sees, for whoever asks why a partition does
+        not move (read-only): per input partition the consumer's position, where the log ends,
+        whether Faust asks for it, paused, queues full; and the batches the agents work on."""
+        try:
+            await partitions.refresh()
+            views = [dataclasses.asdict(view) for view in partitions.views()]
+            settled: bool | None = partitions.settled()
+        except Exception as exc:  # not started, rebalancing
+            views, settled = [], None
+            log.debug("partition views not available: %r", exc)
+        return self.json(
+            {
+                "settled": settled,
+                "partitions": views,
+                "batches": [dataclasses.asdict(b) for b in context.batches.working_on()],
+            }
+        )
+
     seconds = context.settings.worker_stall_seconds
     if not seconds:
         return
     watch = StallWatch(seconds)
-    partitions = FaustPartitions(app, context.log_ends, Refetcher(context.settings).start_offsets)
     counter = context.metrics.partition_stalls
 
     async def look_for_stalls() -> None:

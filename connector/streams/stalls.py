@@ -193,6 +193,10 @@ class Batches:
             self._open.pop(token, None)
             self._reported.pop(token, None)
 
+    def working_on(self) -> list[Batch]:
+        """The batches open now."""
+        return list(self._open.values())
+
     def overdue(self, seconds: float) -> list[Batch]:
         """Batches worked on for ``seconds`` or longer, each once per ``seconds``."""
         now = self.clock()

@@ -132,3 +132,11 @@ def test_without_the_watch_the_fault_leaves_records_unread(
         assert sum(worker.events_counted().values()) == 1, "the fault did not stop the reading"
         time.sleep(0.5)
     assert worker.stalls() == {}
+    # what the watch sees, also with it off: the raw partitions, none requested, records waiting
+    seen = worker.partitions()
+    assert seen["settled"] is True
+    raw = [v for v in seen["partitions"] if v["topic"] == deployment.topics.raw]
+    assert sorted(v["partition"] for v in raw) == list(range(deployment.partitions))
+    assert not any(v["requested"] for v in raw)
+    assert sum(v["highwater"] - v["position"] for v in raw) == 100, raw
+    assert seen["batches"] == []

@@ -299,10 +299,7 @@ def test_the_worker_types_or_dead_letters_every_arbitrary_record(
         return sum(worker.events_counted().values()) >= len(sent) and idle(worker)
 
     def state() -> str:
-        return (
-            f"counted: {worker.events_counted()}\nlag: {worker.lag()}\n"
-            f"worker log (end):\n{worker.tail()}"
-        )
+        return f"counted: {worker.events_counted()}\nlag: {worker.lag()}\n{worker.diagnosis()}"
 
     wait_until(all_counted, 180, f"the worker to count {len(sent)} records", explain=state)
     counted = worker.events_counted()

@@ -219,6 +219,7 @@ def test_the_worker_api_has_no_write_path(stack: Stack, figures: Figures) -> Non
     paths = [
         "/",
         "/metrics",
+        "/partitions",
         "/agents",
         "/agents/someone/scores",
         "/router/",

@@ -291,7 +291,8 @@ def check_aggregates(
             return answers
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"aggregates differ from the ground truth after {timeout:g} s: {problems[:10]}"
+                f"aggregates differ from the ground truth after {timeout:g} s: {problems[:10]}\n"
+                + "\n".join(worker.diagnosis() for worker in workers)
             )
         for worker in workers:
             worker.check_alive()
