@@ -56,7 +56,9 @@ class LogEnds:
 
     def _ask(self, partitions: list[Partition]) -> dict[Partition, int]:
         ends: dict[Partition, int] = {}
-        with self._lock:
+        if not self._lock.acquire(blocking=False):  # an earlier question is still out: skip
+            return ends
+        try:
             if self._consumer is None:
                 self._consumer = Consumer(self._config)
             for topic, partition in partitions:
@@ -69,6 +71,8 @@ class LogEnds:
                     break  # the others would most likely time out as well
                 if isinstance(high, int) and high >= 0:
                     ends[(topic, partition)] = high
+        finally:
+            self._lock.release()
         return ends
 
     def close(self) -> None:

@@ -172,16 +172,39 @@ class Refetcher:
             "auto.offset.reset": "earliest",
         }
         self._timeout = timeout
+        # librdkafka's calls take their own timeouts, but a client can still block past them (on
+        # close, say); the agent waits at most this long for a whole read.
+        self._bound = timeout * 1.5
         # the worker's own consumer group (Faust's app id), only asked for its committed offsets
         self._group_config = {**self._config, "group.id": settings.worker_id}
 
     async def fetch(self, gap: Gap) -> list[Record]:
-        return await asyncio.to_thread(self._fetch, gap)
+        """The records of ``gap`` that could be read (none when the read did not end in time)."""
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._fetch, gap), self._bound)
+        except TimeoutError:
+            log.error(
+                "refetching %s did not end within %.0f s; going on without it", gap, self._bound
+            )
+            return []
 
     async def start_offsets(
         self, partitions: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], int]:
-        return await asyncio.to_thread(self._start_offsets, partitions)
+        """Where the group stands (see :class:`Fetcher`); empty when Kafka did not say in time:
+        the check is a safety net, an agent never waits on it for good."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._start_offsets, partitions), self._bound
+            )
+        except TimeoutError:
+            log.warning(
+                "where the group stands on %s was not read within %.0f s; going on without"
+                " the start check",
+                list(partitions),
+                self._bound,
+            )
+            return {}
 
     def _start_offsets(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = Consumer(self._group_config)  # never subscribes, never commits

@@ -367,7 +367,9 @@ async def check(
 
 
 def connector_stacks(limit: int = 12) -> list[str]:
-    """Where each asyncio task running connector code waits: its innermost connector frames."""
+    """Where each asyncio task running connector code waits: its chain of awaits (coroutine by
+    coroutine, outermost first: the connector's frames, the innermost frame whatever its module,
+    and what that one awaits), or, for the running task, its stack."""
     package = str(Path(__file__).resolve().parents[1])
     try:
         tasks = asyncio.all_tasks()
@@ -375,13 +377,31 @@ def connector_stacks(limit: int = 12) -> list[str]:
         return []
     lines = []
     for task in tasks:
-        frames = [
-            f for f in task.get_stack(limit=limit) if f.f_code.co_filename.startswith(package)
-        ]
-        if frames:
-            where = " <- ".join(
-                f"{Path(f.f_code.co_filename).name}:{f.f_lineno} {f.f_code.co_name}"
-                for f in reversed(frames)
-            )
-            lines.append(f"  {task.get_name()}: {where}")
+        frames, awaited = _await_chain(task.get_coro(), limit)
+        if len(frames) <= 1:  # running (or a plain future): the frames of its stack
+            frames = task.get_stack(limit=limit)
+        shown = [f for f in frames[:-1] if f.f_code.co_filename.startswith(package)]
+        if not shown and not (frames and frames[-1].f_code.co_filename.startswith(package)):
+            continue
+        where = " -> ".join(_where(f) for f in [*shown, *frames[-1:]])
+        if awaited is not None:
+            where += f" -> awaits {type(awaited).__name__}"
+        lines.append(f"  {task.get_name()}: {where}")
     return lines
+
+
+def _await_chain(coro: Any, limit: int) -> tuple[list[Any], Any]:
+    """The frames of ``coro`` and of what it awaits, in turn (outermost first), and the first
+    awaited object that is not a coroutine (a future, typically), if any."""
+    frames: list[Any] = []
+    while coro is not None and len(frames) < 4 * limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            return frames, coro if frames else None
+        frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames, None
+
+
+def _where(frame: Any) -> str:
+    return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"

@@ -140,18 +140,27 @@ async def test_connector_stacks_name_where_connector_tasks_wait() -> None:
     async def write() -> asyncio.Future[None]:
         return unacknowledged
 
+    async def agent_loop() -> None:  # not connector code: like Faust's actor around our agent
+        await deliver([write], lambda: False, metrics)
+
     metrics = AggregateMetrics(CollectorRegistry())
     stuck = asyncio.create_task(deliver([write], lambda: False, metrics), name="stuck-writer")
+    nested = asyncio.create_task(agent_loop(), name="nested-writer")
     other = asyncio.create_task(asyncio.Event().wait(), name="other-code")
     await asyncio.sleep(0.01)
     try:
         lines = connector_stacks()
         [line] = [line for line in lines if "stuck-writer" in line]
         assert "install.py" in line and "deliver" in line
+        assert "install.py:" in line and " -> awaits " in line, line
+        # the connector's frames are found below a coroutine of other code, through its awaits
+        [line] = [line for line in lines if "nested-writer" in line]
+        assert "install.py" in line and "deliver" in line
         assert not any("other-code" in line for line in lines)
     finally:
         unacknowledged.set_result(None)
         await stuck
+        await nested
         other.cancel()
 
 
