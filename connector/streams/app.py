@@ -285,13 +285,14 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
         try:
             await partitions.refresh()
             views = [dataclasses.asdict(view) for view in partitions.views()]
-            settled: bool | None = partitions.settled()
+            unsettled_by: list[str] | None = partitions.unsettled_by()
         except Exception as exc:  # not started, rebalancing
-            views, settled = [], None
+            views, unsettled_by = [], None
             log.debug("partition views not available: %r", exc)
         return self.json(
             {
-                "settled": settled,
+                "settled": None if unsettled_by is None else not unsettled_by,
+                "unsettled_by": unsettled_by,
                 "partitions": views,
                 "batches": [dataclasses.asdict(b) for b in context.batches.working_on()],
             }
@@ -302,6 +303,7 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
         return
     watch = StallWatch(seconds)
     counter = context.metrics.partition_stalls
+    skipped: list[float] = []  # when the checks failed, since the last one that did not
 
     async def look_for_stalls() -> None:
         slow = counter.labels(str(stalls.Cause.SLOW_BATCH))
@@ -310,6 +312,12 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
             await stalls.check(watch, partitions, lambda s: counter.labels(str(s.cause)).inc())
         except Exception as exc:  # not started, rebalancing: look again next time
             log.debug("stall check skipped: %r", exc)
+            skipped.append(time.monotonic())
+            if skipped[-1] - skipped[0] >= seconds:  # failing for a whole period: say so
+                log.warning("the stall watch could not look for %.0f s: %r", seconds, exc)
+                skipped.clear()
+        else:
+            skipped.clear()
 
     app.timer(min(5.0, seconds / 3))(look_for_stalls)
 

@@ -129,10 +129,26 @@ class StallWatch:
     stall_seconds: float
     clock: Callable[[], float] = time.monotonic
     _since: dict[tuple[str, int], _Since] = field(default_factory=dict)
+    _unsettled_since: float | None = None
+    _unsettled_reported: float | None = None
 
     def __post_init__(self) -> None:
         if self.stall_seconds <= 0:
             raise ValueError("stall_seconds must be positive")
+
+    def unsettled_for(self, unsettled: bool) -> float | None:
+        """How long the worker has been unsettled, once per ``stall_seconds`` of it (else None)."""
+        now = self.clock()
+        if not unsettled:
+            self._unsettled_since = self._unsettled_reported = None
+            return None
+        if self._unsettled_since is None:
+            self._unsettled_since = now
+        since = self._unsettled_reported or self._unsettled_since
+        if now - since < self.stall_seconds:
+            return None
+        self._unsettled_reported = now
+        return now - self._unsettled_since
 
     def observe(self, views: Iterable[PartitionView], settled: bool) -> list[Stall]:
         """The stalls among ``views``. ``settled``: not rebalancing or restoring tables (while
@@ -245,13 +261,20 @@ class FaustPartitions:
         return [tp for tp in self._app.consumer.assignment() if tp.topic not in changelogs]
 
     def settled(self) -> bool:
+        return not self.unsettled_by()
+
+    def unsettled_by(self) -> list[str]:
+        """What keeps the worker from being settled: ``rebalancing``, ``in_recovery`` (restoring
+        tables), ``flow_inactive`` (Faust's consumer flow stopped); empty when settled."""
         app = self._app
-        consumer = app.consumer
-        return (
-            not getattr(app, "rebalancing", False)
-            and not getattr(app, "in_recovery", False)
-            and bool(getattr(consumer, "flow_active", True))
-        )
+        reasons = []
+        if getattr(app, "rebalancing", False):
+            reasons.append("rebalancing")
+        if getattr(app, "in_recovery", False):
+            reasons.append("in_recovery")
+        if not getattr(app.consumer, "flow_active", True):
+            reasons.append("flow_inactive")
+        return reasons
 
     def views(self) -> list[PartitionView]:
         consumer = self._app.consumer
@@ -339,9 +362,19 @@ async def check(
     partitions: FaustPartitions,
     on_stall: Callable[[Stall], None] = lambda stall: None,
 ) -> Sequence[Stall]:
-    """One round: look, decide, log, count (``on_stall``) and remedy."""
+    """One round: look, decide, log, count (``on_stall``) and remedy. A worker unsettled for a
+    whole period is logged too (the watch cannot judge its partitions meanwhile)."""
     await partitions.refresh()
-    stalls = watch.observe(partitions.views(), partitions.settled())
+    unsettled_by = partitions.unsettled_by()
+    seconds = watch.unsettled_for(bool(unsettled_by))
+    if seconds is not None:
+        log.warning(
+            "the worker has not been settled for %.0f s (%s): its partitions are not watched"
+            " meanwhile",
+            seconds,
+            ", ".join(unsettled_by),
+        )
+    stalls = watch.observe(partitions.views(), not unsettled_by)
     for stall in stalls:
         view = stall.view
         log.warning(

@@ -231,3 +231,30 @@ async def test_an_unpositioned_partition_is_sought_to_where_the_group_stands() -
     # where the group stands is unknown: nothing is sought
     await partitions.remedy(Stall(view(position=None, partition=0), Cause.UNPOSITIONED, 30.0))
     assert consumer.sought == [(TP("raw", 1), 7)]
+
+
+def test_a_worker_unsettled_for_a_whole_period_is_reported_once_per_period() -> None:
+    clock = Clock()
+    watch = StallWatch(30, clock)
+    assert watch.unsettled_for(True) is None
+    clock.now += 29
+    assert watch.unsettled_for(True) is None
+    clock.now += 1
+    assert watch.unsettled_for(True) == 30
+    clock.now += 10
+    assert watch.unsettled_for(True) is None  # again only after another period
+    clock.now += 20
+    assert watch.unsettled_for(True) == 60
+    assert watch.unsettled_for(False) is None  # settled: the count starts again
+    clock.now += 30
+    assert watch.unsettled_for(True) is None
+
+
+def test_what_keeps_a_worker_unsettled_is_named() -> None:
+    consumer = SimpleNamespace(flow_active=False)
+    app = SimpleNamespace(rebalancing=True, in_recovery=False, consumer=consumer)
+    partitions = FaustPartitions(app)
+    assert partitions.unsettled_by() == ["rebalancing", "flow_inactive"]
+    assert not partitions.settled()
+    app.rebalancing, consumer.flow_active = False, True
+    assert partitions.unsettled_by() == [] and partitions.settled()
