@@ -536,6 +536,25 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] |
     ]
 
 
+def uncommitted(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """Per partition of ``topic``: records beyond consumer group ``group``'s committed offset
+    (the whole partition when nothing is committed), as the broker says."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        asked = [TopicPartition(topic, p) for p in sorted(partitions)]
+        behind = {}
+        for tp in consumer.committed(asked, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            committed = tp.offset if tp.offset is not None and tp.offset >= 0 else low
+            behind[tp.partition] = max(0, high - max(committed, low))
+        return behind
+    finally:
+        consumer.close()
+
+
 def wait_until(
     check: Callable[[], Any],
     timeout: float,

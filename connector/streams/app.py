@@ -49,6 +49,7 @@ from connector.streams import stalls
 from connector.streams.agent import DeliveryAborted, RawTopicAgent
 from connector.streams.aggregates.install import install_agent_scores
 from connector.streams.batches import take_available
+from connector.streams.commits import CommitKeeper
 from connector.streams.credentials import broker_credentials, broker_urls
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
@@ -331,10 +332,23 @@ def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
         return self.bytes(metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
+def install_commit_keeper(app: faust.App, context: WorkerContext) -> None:
+    """Offsets Faust noted as committed although Kafka refused the commit at a rebalance are
+    committed again (:mod:`connector.streams.commits`)."""
+    keeper = CommitKeeper(app.consumer, on_retried=context.metrics.commits_retried.inc)
+    keeper.install()
+
+    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        keeper.forget(args[0] if args else kwargs.get("revoked", ()))
+
+    app.on_partitions_revoked.connect(forget_revoked)
+
+
 INSTALLERS: list[Installer] = [
     install_pipeline,
     install_metrics_view,
     install_agent_scores,
     install_stall_watch,
+    install_commit_keeper,
 ]
 """What :func:`create_app` installs, in order."""

@@ -13,6 +13,8 @@ process. Metrics:
 * ``zoom_worker_produce_retries_total``: writes retried after a retriable Kafka error.
 * ``zoom_worker_dead_letters_dropped_total``: dead letters Kafka refused for good (e.g. too large);
   logged with their raw coordinates.
+* ``zoom_worker_commits_retried_total``: offset commits Kafka refused at a rebalance while Faust
+  noted them as made, committed again (:mod:`connector.streams.commits`).
 * ``zoom_worker_dedup_entries`` / ``zoom_worker_dedup_purged_total``: the deduplication table.
 * ``zoom_worker_consumer_lag{partition}``: raw records not yet processed, per raw partition this
   worker owns: where the partition's log ends minus the next offset to process (before the first
@@ -110,6 +112,12 @@ class WorkerMetrics:
             "zoom_worker_raw_records_refetched",
             "Raw records the Faust stream skipped at a rebalance, read again from Kafka"
             " (connector.streams.gaps).",
+            registry=self.registry,
+        )
+        self.commits_retried = Counter(
+            "zoom_worker_commits_retried",
+            "Offset commits Kafka refused at a rebalance while Faust noted them as made,"
+            " committed again (connector.streams.commits).",
             registry=self.registry,
         )
         self.dedup_entries = Gauge(

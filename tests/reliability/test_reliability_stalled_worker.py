@@ -28,6 +28,7 @@ from tests.processes import (
     RawProducer,
     WorkerProcess,
     group_assignment,
+    uncommitted,
     wait_until,
 )
 from tests.reliability.workload import (
@@ -146,6 +147,11 @@ def test_stalled_worker_resumes_as_a_zombie_without_corrupting_anything(
 
     # The tables as their changelogs have them: a third worker rebuilds them from there alone.
     processes.stop_all()
+    # Both stopped gracefully, idle: the group has committed everything they processed (a commit
+    # refused at a rebalance, which Faust notes as made, is committed again: streams.commits).
+    behind = uncommitted(deployment.bootstrap, deployment.worker_id, raw_topic)
+    figures(uncommitted_after_stop=behind)
+    assert not any(behind.values()), f"raw records past the group's committed offsets: {behind}"
     c = processes.worker("worker-c")
     wait_until(lambda: owned(c) == partitions, START_SECONDS, "worker C to own every partition")
     if wired:
