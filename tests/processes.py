@@ -272,7 +272,9 @@ class WorkerProcess(ChildProcess):
             if sum(counted.values()) >= total:
                 return counted
             time.sleep(0.2)
-        raise AssertionError(f"worker counted {counted}, expected {total}:\n{self.tail()}")
+        raise AssertionError(
+            f"worker counted {counted}, expected {total}; lag {self.lag()}:\n{self.diagnosis()}"
+        )
 
     def lag(self) -> dict[int, float]:
         """``zoom_worker_consumer_lag`` by raw partition: the partitions it owns, per /metrics."""
@@ -466,7 +468,8 @@ def consume(
                 raise AssertionError(
                     f"read {len(messages)} records from {topics} before the deadline"
                     + (
-                        f"; worker counted {worker.events_counted()}, log:\n{worker.tail(200)}"
+                        f"; worker counted {worker.events_counted()}, lag {worker.lag()},"
+                        f" /partitions {worker.partitions()}, log:\n{worker.tail(200)}"
                         if worker
                         else ""
                     )
