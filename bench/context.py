@@ -152,7 +152,14 @@ class Context:
 
     def env(self, **more: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKER_", "SOURCE_"))}
-        env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, **self.extra_env, **more)
+        # BENCH_WORKER_X / BENCH_SOURCE_X set the measured processes' WORKER_X / SOURCE_X (to try
+        # a setting); the ordinary variables are left out so a shell's leftovers cannot skew a run.
+        tried = {
+            k.removeprefix("BENCH_"): v
+            for k, v in os.environ.items()
+            if k.startswith(("BENCH_WORKER_", "BENCH_SOURCE_"))
+        }
+        env.update(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap, **tried, **self.extra_env, **more)
         return env
 
     def start_worker(
