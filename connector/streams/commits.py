@@ -70,7 +70,10 @@ class CommitKeeper:
         async def _commit(*args: Any, **kwargs: Any) -> bool:
             done: bool = await commit(*args, **kwargs)
             if self.owed:
-                await self.retry()
+                try:
+                    await self.retry()
+                except Exception as exc:  # never fail Faust's commit round over a retry
+                    log.warning("owed offset commits not retried: %r", exc)
             return done
 
         consumer._commit_offsets = _commit_offsets

@@ -203,3 +203,17 @@ async def test_the_lock_is_released_whatever_kafka_answers(refuse: bool) -> None
     consumer.refuse = refuse
     await keeper.retry()
     assert consumer._commit_fut is None
+
+
+async def test_a_failing_retry_never_fails_fausts_commit_round() -> None:
+    consumer = FakeConsumer({RAW0})
+    keeper, _ = keeper_for(consumer)
+    consumer.pending, consumer.refuse = {RAW0: 42}, True
+    await consumer.commit()
+
+    def not_started() -> set[TP]:
+        raise RuntimeError("consumer not started")
+
+    consumer.assignment = not_started  # type: ignore[method-assign]
+    assert await consumer.commit() is False  # Faust's own answer (nothing new), no exception
+    assert keeper.owed == {RAW0: 42}
