@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,16 @@ class _TopicSender:
         )
 
 
+def when_revoked(app: faust.App, handler: Callable[[Iterable[Any]], None]) -> None:
+    """Call ``handler`` with the partitions of each revocation (Faust's
+    ``on_partitions_revoked`` signal; at every rebalance all of the worker's partitions)."""
+
+    def receiver(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        handler(args[0] if args else kwargs.get("revoked", ()))
+
+    app.on_partitions_revoked.connect(receiver)
+
+
 def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     """The raw-topic agent, its deduplication table and the table's purge timer."""
     settings, topics = context.settings, context.topics
@@ -231,17 +241,16 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
 
     app.timer(settings.worker_dedup_purge_interval_seconds)(purge_dedup)
 
-    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    def forget_revoked(revoked: Iterable[Any]) -> None:
         """A partition taken away (or kept across a rebalance, which revokes everything first)
         resumes at the group's committed offset: the last offset this worker processed there
         says nothing about it any more. Without this a worker that lost a partition and got it
         back, with nothing new to read, showed the lag it had before for good."""
-        revoked = args[0] if args else kwargs.get("revoked", ())
         for tp in revoked:
             if tp.topic == raw_name:
                 agent.next_offsets.pop(tp.partition, None)
 
-    app.on_partitions_revoked.connect(forget_revoked)
+    when_revoked(app, forget_revoked)
 
     lag: dict[int, int] = {}
 
@@ -337,11 +346,7 @@ def install_commit_keeper(app: faust.App, context: WorkerContext) -> None:
     committed again (:mod:`connector.streams.commits`)."""
     keeper = CommitKeeper(app.consumer, on_retried=context.metrics.commits_retried.inc)
     keeper.install()
-
-    def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        keeper.forget(args[0] if args else kwargs.get("revoked", ()))
-
-    app.on_partitions_revoked.connect(forget_revoked)
+    when_revoked(app, keeper.forget)
 
 
 INSTALLERS: list[Installer] = [

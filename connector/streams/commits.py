@@ -7,12 +7,12 @@ was refused because the group rebalanced meanwhile (``CommitFailedError``: rebal
 progress, illegal generation, unknown member). Its list of acknowledged offsets was emptied for
 that commit already, and it only commits an offset beyond the one it noted: so it never asks
 again. A rebalance clears the note and reads the group's committed offset anew, but a commit that
-was under way across the rebalance lands its note *after* that (seen in CI: the commit of a
-worker's last records coincided with another worker rejoining). If no later record comes on the
-partition, the group's committed offset stays behind for as long as the worker runs, and also
-after it stops gracefully (Faust's final commit has nothing new to commit). Nothing is lost: the
-next owner processes the tail again, and the deduplication table drops it, but the re-read grows
-with the tail and happens at every restart.
+was under way across the rebalance lands its note *after* that (the likeliest cause of a CI
+failure, where a worker's last commit coincided with another worker rejoining). If no later
+record comes on the partition, the group's committed offset stays behind for as long as the
+worker runs, and also after it stops gracefully (Faust's final commit has nothing new to
+commit). Nothing is lost: the next owner processes the tail again, and the deduplication table
+drops it, but the re-read grows with the tail and happens at every restart.
 
 :class:`CommitKeeper` wraps two methods of the Faust consumer: ``_commit_offsets`` (it notes the
 offsets of a commit that returned ``False`` while Faust noted them as committed: *owed*) and
