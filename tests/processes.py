@@ -219,13 +219,20 @@ def metric_total(samples: Samples, name: str, **labels: str) -> float:
 class WorkerProcess(ChildProcess):
     """``python -m connector worker`` as a child process, its output in a log file."""
 
-    def __init__(self, deployment: Deployment, name: str = "worker") -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        name: str = "worker",
+        *,
+        command: Sequence[str] = (*CONNECTOR_COMMAND, "worker"),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``command``: another worker (a fault-injecting one of ``tests.faults``); ``env``:
+        variables added to the deployment's."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
-            [*CONNECTOR_COMMAND, "worker"],
-            deployment.env(self.port),
-            deployment.tmp / f"{name}.log",
+            command, {**deployment.env(self.port), **(env or {})}, deployment.tmp / f"{name}.log"
         )
 
     def get(self, path: str, timeout: float = 10.0, **params: str) -> httpx.Response | None:

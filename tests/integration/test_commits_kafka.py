@@ -23,11 +23,9 @@ from confluent_kafka import Consumer, TopicPartition
 from tests.processes import (
     CATALOG,
     WORKER_START_SECONDS,
-    ChildProcess,
     Deployment,
     RawProducer,
     WorkerProcess,
-    free_port,
     uncommitted,
     wait_until,
 )
@@ -45,18 +43,11 @@ class RefusingWorker(WorkerProcess):
     """The worker of :mod:`tests.faults.refusing_worker`."""
 
     def __init__(self, deployment: Deployment, trigger: Path, keeper: bool) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **deployment.env(self.port),
-            "REFUSE_TRIGGER": str(trigger),
-            "COMMIT_KEEPER": "on" if keeper else "off",
-        }
-        ChildProcess.__init__(
-            self,
-            [sys.executable, "-m", "tests.faults.refusing_worker"],
-            env,
-            deployment.tmp / "refusing-worker.log",
+        super().__init__(
+            deployment,
+            "refusing-worker",
+            command=[sys.executable, "-m", "tests.faults.refusing_worker"],
+            env={"REFUSE_TRIGGER": str(trigger), "COMMIT_KEEPER": "on" if keeper else "off"},
         )
         self.trigger = trigger
 

@@ -21,11 +21,9 @@ import pytest
 from tests.processes import (
     CATALOG,
     WORKER_START_SECONDS,
-    ChildProcess,
     Deployment,
     RawProducer,
     WorkerProcess,
-    free_port,
 )
 
 pytestmark = pytest.mark.kafka
@@ -40,20 +38,13 @@ class DroppingWorker(WorkerProcess):
     """The worker of :mod:`tests.faults.dropping_worker`."""
 
     def __init__(self, deployment: Deployment, trigger: Path, stall_seconds: float) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.trigger = trigger
-        env = {
-            **deployment.env(self.port),
-            "STALL_TRIGGER": str(trigger),
-            "WORKER_STALL_SECONDS": str(stall_seconds),
-        }
-        ChildProcess.__init__(
-            self,
-            [sys.executable, "-m", "tests.faults.dropping_worker"],
-            env,
-            deployment.tmp / "dropping-worker.log",
+        super().__init__(
+            deployment,
+            "dropping-worker",
+            command=[sys.executable, "-m", "tests.faults.dropping_worker"],
+            env={"STALL_TRIGGER": str(trigger), "WORKER_STALL_SECONDS": str(stall_seconds)},
         )
+        self.trigger = trigger
 
     def inject(self, timeout: float = 30.0) -> list[int]:
         """Drop the raw partitions from Faust's fetch set; the partitions dropped."""
