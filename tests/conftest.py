@@ -217,3 +217,12 @@ class _KafkaSkipGuard:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_KafkaSkipGuard(), "zoom-connector-kafka-skip-guard")
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Any]]:
+    """Worker processes a test starts (append them); stopped at the end of the test."""
+    started: list[Any] = []
+    yield started
+    for worker in started:
+        worker.stop()

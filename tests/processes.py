@@ -16,6 +16,7 @@ Every wait polls against a deadline and fails saying what it saw.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import signal
@@ -544,6 +545,20 @@ def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]] |
         {tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
         for member in description.members
     ]
+
+
+def evaluation_body(
+    number: int, *, prefix: str = "eval", event_ts: int | None = None, score: int | None = None
+) -> bytes:
+    """The spec's ``quality_management.evaluation_completed`` example as a numbered raw body:
+    ``evaluation_id`` ``<prefix>-<number:05d>``, ``event_ts`` 1,700,000,000,000 + ``number``
+    unless given, and ``evaluation_score`` if given."""
+    event = copy.deepcopy(CATALOG.example("quality_management.evaluation_completed"))
+    event["payload"]["object"]["evaluation_id"] = f"{prefix}-{number:05d}"
+    event["event_ts"] = event_ts if event_ts is not None else 1_700_000_000_000 + number
+    if score is not None:
+        event["payload"]["object"]["evaluation_score"] = score
+    return json.dumps(event).encode()
 
 
 def uncommitted(bootstrap: str, group: str, topic: str) -> dict[int, int]:

@@ -10,29 +10,26 @@ the next worker would process those records again.
 
 from __future__ import annotations
 
-import copy
-import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.processes import (
-    CATALOG,
     WORKER_START_SECONDS,
     Deployment,
     RawProducer,
     WorkerProcess,
+    evaluation_body,
     uncommitted,
     wait_until,
 )
 
 pytestmark = pytest.mark.kafka
 
-EVALUATION = "quality_management.evaluation_completed"
 RECORDS = 30
 COMMIT_ROUNDS_SECONDS = 3 * 2.8
 """Three of Faust's commit rounds (``broker_commit_interval``, 2.8 s): how long the control
@@ -87,21 +84,6 @@ def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
     return new_deployment("commit")
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def _evaluation(number: int) -> bytes:
-    event = copy.deepcopy(CATALOG.example(EVALUATION))
-    event["payload"]["object"]["evaluation_id"] = f"commit-{number:05d}"
-    event["event_ts"] = 1_700_000_000_000 + number
-    return json.dumps(event).encode()
-
-
 def _run_until_refused(
     deployment: Deployment, workers: list[WorkerProcess], keeper: bool
 ) -> tuple[RefusingWorker, dict[int, int]]:
@@ -112,7 +94,7 @@ def _run_until_refused(
     worker.trigger.write_text("refuse")
     raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
     for number in range(RECORDS):
-        raw.send(_evaluation(number))
+        raw.send(evaluation_body(number, prefix="commit"))
     raw.flush()
     worker.wait_counted(RECORDS, timeout=WORKER_START_SECONDS)
     ends = log_ends(deployment.bootstrap, deployment.topics.raw)

@@ -9,26 +9,23 @@ records unread, which shows the fault is real.
 
 from __future__ import annotations
 
-import copy
-import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.processes import (
-    CATALOG,
     WORKER_START_SECONDS,
     Deployment,
     RawProducer,
     WorkerProcess,
+    evaluation_body,
 )
 
 pytestmark = pytest.mark.kafka
 
-EVALUATION = "quality_management.evaluation_completed"
 STALL_SECONDS = 3.0
 UNREAD_WINDOW_SECONDS = 4 * STALL_SECONDS
 """How long the control run watches records stay unread (a negative can only be watched)."""
@@ -70,34 +67,19 @@ def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
     return new_deployment("stall")
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def _evaluation(number: int) -> bytes:
-    event = copy.deepcopy(CATALOG.example(EVALUATION))
-    event["payload"]["object"]["evaluation_id"] = f"stall-{number:05d}"
-    event["event_ts"] = 1_700_000_000_000 + number
-    return json.dumps(event).encode()
-
-
 def _start_and_drop(
     deployment: Deployment, workers: list[WorkerProcess], stall_seconds: float
 ) -> tuple[DroppingWorker, RawProducer]:
     worker = DroppingWorker(deployment, deployment.tmp / "drop-now", stall_seconds)
     workers.append(worker)
     raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
-    raw.send(_evaluation(0))
+    raw.send(evaluation_body(0, prefix="stall"))
     raw.flush()
     worker.wait_counted(1, timeout=WORKER_START_SECONDS)  # assigned, fetching, processing
     dropped = worker.inject()
     assert dropped == list(range(deployment.partitions))
     for number in range(1, 101):
-        raw.send(_evaluation(number))
+        raw.send(evaluation_body(number, prefix="stall"))
     raw.flush()
     return worker, raw
 

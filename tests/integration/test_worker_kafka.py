@@ -9,7 +9,6 @@ or on the output topics (every expected record read).
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import io
 import json
@@ -41,6 +40,7 @@ from tests.processes import (
     RawProducer,
     WorkerProcess,
     consume,
+    evaluation_body,
     free_port,
     headers_of,
     record_count,
@@ -96,11 +96,7 @@ def run_example(deployment: Deployment, event_type: str, count: int) -> list[dic
 
 
 def _evaluation(number: int, *, event_ts: int | None = None, score: int = 10) -> bytes:
-    event = copy.deepcopy(CATALOG.example(EVALUATION))
-    event["payload"]["object"]["evaluation_id"] = f"eval-{number:05d}"
-    event["event_ts"] = event_ts if event_ts is not None else 1_700_000_000_000 + number
-    event["payload"]["object"]["evaluation_score"] = score
-    return json.dumps(event).encode()
+    return evaluation_body(number, event_ts=event_ts, score=score)
 
 
 @pytest.fixture
