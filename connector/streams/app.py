@@ -22,7 +22,8 @@ Faust settings chosen here:
 * standby replicas of every table: ``WORKER_STANDBY_REPLICAS`` (default 1);
 * producer linger ``WORKER_PRODUCER_LINGER_MS`` (default 0): a few milliseconds save some CPU
   (fewer, larger produce requests) but hold writes back, and a worker frozen while holding back an
-  aggregate state write sends it after it thaws, past the freeze fence (:mod:`.fence`);
+  aggregate state write sends it after it thaws, past the freeze fence (:mod:`.fence`; restores
+  skip it by its stamp, :mod:`.aggregates.stamps`, but ``agent_scores`` holds it until repaired);
 * web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
 * raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
 """

@@ -27,7 +27,9 @@ so a shorter freeze cannot expire the session. What remains is a freeze that sta
 check and the moment the writes leave the process (the producer's sender task sends them at its
 next turn of the event loop: well under a millisecond on an idle loop), or a group that takes
 longer than ``settle`` to answer. A producer linger (``WORKER_PRODUCER_LINGER_MS``) holds every
-write back for that long and widens this window accordingly, which is why it is 0 by default.
+write back for that long and widens this window accordingly, which is why it is 0 by default. A
+stale state that escapes through the window is skipped wherever the table is restored, by its
+stamp (:mod:`connector.streams.aggregates.stamps`).
 """
 
 from __future__ import annotations

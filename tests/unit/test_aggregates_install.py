@@ -33,12 +33,15 @@ from connector.streams.aggregates.install import (
     Aggregator,
     Rekeyer,
     ScoresQueries,
+    TableRepairs,
+    Unavailable,
     events_topic_name,
     install_agent_scores,
     install_scores_views,
     partition_for,
 )
 from connector.streams.aggregates.record import AgentScoresCodec
+from connector.streams.aggregates.stamps import Stamp, StampedTable, stamp_of
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.app import create_app
 from connector.streams.gaps import Gap, Record
@@ -100,6 +103,26 @@ class _Store:
         self.local[key] = value
         return self.writes.delivery("changelog", key, value)
 
+    def held(self, key: bytes) -> bytes | None:
+        return self.local.get(key)
+
+    async def rewrite(self, partition: int, key: bytes, value: bytes) -> Awaitable[Any]:
+        return self.writes.delivery("changelog", key, value)
+
+
+@dataclass
+class _Repairs:
+    """Stale keys (key -> partition) as the stamped table would leave them."""
+
+    stale: dict[bytes, int] = field(default_factory=dict)
+
+    def pending(self) -> dict[bytes, int]:
+        return dict(self.stale)
+
+    def done(self, keys: Any) -> None:
+        for key in keys:
+            self.stale.pop(key, None)
+
 
 @dataclass
 class _Harness:
@@ -117,9 +140,15 @@ class _Harness:
     async def ack(self, event: Any) -> None:
         self.acked.append(event)
 
-    def aggregator(self) -> Aggregator:
+    def aggregator(self, repairs: _Repairs | None = None) -> Aggregator:
         return Aggregator(
-            self.store, self.publish, SCORES, RETENTION, self.metrics, lambda: self.stopping
+            self.store,
+            self.publish,
+            SCORES,
+            RETENTION,
+            self.metrics,
+            lambda: self.stopping,
+            repairs=repairs,
         )
 
     def published(self) -> dict[bytes, dict[str, Any]]:
@@ -231,6 +260,83 @@ def _typed(event_type: str, change: Callable[[dict[str, Any]], None]) -> bytes:
     event["event"] = event_type
     change(event["payload"]["object"])
     return CODEC.encode(json.dumps(event).encode())[1]
+
+
+async def test_states_are_stamped_with_their_generation_and_last_offset() -> None:
+    h = _Harness()
+    aggregator = h.aggregator()
+    batch = [_internal(_evaluation("a", f"e{i}", T0 + i, i), 10 + i) for i in range(3)]
+    batch.append(_internal(_evaluation("b", "x", T0, 1), 20))
+    for event in batch:
+        event.message.generation_id = 6 if event.message.offset != 11 else 5
+    await aggregator.process(batch, h.ack)
+    assert stamp_of(h.store.local[b"a"]) == Stamp(5, 12)  # the batch's oldest generation
+    assert stamp_of(h.store.local[b"b"]) == Stamp(5, 20)
+    # a batch processed again (after a crash, by the next owner) does not move the offset back
+    replay = [_internal(_evaluation("a", "e0", T0, 0), 10)]
+    replay[0].message.generation_id = 7
+    await aggregator.process(replay, h.ack)
+    assert stamp_of(h.store.local[b"a"]) == Stamp(7, 12)
+
+
+async def test_held_states_of_skipped_stale_records_are_written_again() -> None:
+    h = _Harness()
+    repairs = _Repairs()
+    aggregator = h.aggregator(repairs)
+    await aggregator.process(
+        [
+            _internal(_evaluation("a", "e1", T0, 10), 1),
+            _internal(_evaluation("b", "e2", T0, 20), 2),
+        ],
+        h.ack,
+    )
+    held = dict(h.store.local)
+    h.writes.log.clear()
+    await aggregator.repair()  # nothing pending: nothing written
+    assert h.writes.log == []
+    repairs.stale = {b"a": 0, b"b": 0, b"gone": 0}
+    h.writes.failures = {"agent_scores": 1}  # retried like any aggregate write
+    await aggregator.repair()
+    assert sorted(h.writes.of("changelog")) == [(b"a", held[b"a"]), (b"b", held[b"b"])]
+    assert h.published()[b"a"]["evaluations"]["lifetime"]["score_max"] == 10
+    assert repairs.stale == {} and h.metrics.repaired._value.get() == 2
+    # a batch writing a pending key repairs it as well
+    repairs.stale = {b"a": 0}
+    await aggregator.process([_internal(_evaluation("a", "e3", T0, 30), 3)], h.ack)
+    assert repairs.stale == {}
+
+
+class _Ownership:
+    """The partitions a worker owns and stands by for, and whether it is settled."""
+
+    def __init__(self, owned: set[int], standby: set[int], ready: bool = True) -> None:
+        self.owned, self.standby, self.ready = owned, standby, ready
+
+    def check_ready(self) -> None:
+        if not self.ready:
+            raise Unavailable("rebalancing")
+
+    def local_partitions(self) -> set[int]:
+        return self.owned
+
+    def standby_partitions(self) -> set[int]:
+        return self.standby
+
+
+def test_repairs_wait_for_ownership_and_forget_partitions_gone_elsewhere() -> None:
+    table = StampedTable.__new__(StampedTable)  # only its stale keys are used
+    table.stale_keys = {b"owned": 0, b"standby": 1, b"elsewhere": 2}
+    ownership = _Ownership(owned={0}, standby={1}, ready=False)
+    repairs = TableRepairs(table, ownership)
+    assert repairs.pending() == {}  # rebalancing: nothing decided, nothing forgotten
+    assert len(table.stale_keys) == 3
+    ownership.ready = True
+    assert repairs.pending() == {b"owned": 0}
+    assert table.stale_keys == {b"owned": 0, b"standby": 1}  # the owner of 2 repairs its own
+    ownership.owned = {0, 1}  # the standby was promoted
+    assert repairs.pending() == {b"owned": 0, b"standby": 1}
+    repairs.done([b"owned", b"standby"])
+    assert table.stale_keys == {}
 
 
 async def test_rekeying_names_the_agent_and_its_partition() -> None:

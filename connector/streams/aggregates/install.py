@@ -60,7 +60,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
 import faust
@@ -93,6 +93,14 @@ from connector.streams.aggregates.leaderboard import (
     rank,
 )
 from connector.streams.aggregates.record import AgentScoresCodec, codec_for
+from connector.streams.aggregates.stamps import (
+    Stamp,
+    StampedTable,
+    generation_of,
+    next_stamp,
+    stamp_of,
+    stamped,
+)
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.aggregates.windows import DAY_MS
 from connector.streams.fence import FreezeGuard, release_unwritten
@@ -112,6 +120,7 @@ FORWARDED_HEADER: Final = "x-zoom-connector-forwarded"
 _FIRST_BACKOFF_SECONDS: Final = 0.2
 _MAX_BACKOFF_SECONDS: Final = 10.0
 _FORWARD_TIMEOUT_SECONDS: Final = 10.0
+_REPAIR_INTERVAL_SECONDS: Final = 1.0
 
 
 def events_topic_name(worker_id: str) -> str:
@@ -163,6 +172,13 @@ class AggregateMetrics:
             "Records a stream skipped (an offset gap) that the aggregates read again from Kafka,"
             " by stage (connector.streams.gaps).",
             ["stage"],
+            registry=registry,
+        )
+        self.repaired = Counter(
+            "zoom_worker_agent_score_states_repaired",
+            "Agent states whose last changelog record was stale (written late by a worker that"
+            " had lost the partition: connector.streams.aggregates.stamps), skipped when the"
+            " table was restored and written again (changelog and agent_scores).",
             registry=registry,
         )
         self.state_bytes = Histogram(
@@ -279,6 +295,54 @@ class StateStore:
         future: Awaitable[Any] = self._table.send_changelog(event.message.partition, key, value)
         return future
 
+    def held(self, key: bytes) -> bytes | None:
+        """The value held for ``key``, whichever partition's store has it."""
+        value: bytes | None = self._table.data.get(key)
+        return value
+
+    async def rewrite(self, partition: int, key: bytes, value: bytes) -> Awaitable[Any]:
+        """Write a held value to the changelog again (it is in the local store already)."""
+        future: Awaitable[Any] = self._table.send_changelog(partition, key, value)
+        return future
+
+
+class Repairs(Protocol):
+    """Keys whose held state must be written again (:meth:`Aggregator.repair`)."""
+
+    def pending(self) -> dict[bytes, int]:
+        """Key -> table partition, for keys of partitions this worker owns now."""
+        ...
+
+    def done(self, keys: Sequence[bytes]) -> None: ...
+
+
+@dataclass
+class TableRepairs:
+    """The stale keys a :class:`~.stamps.StampedTable` skipped records of, on owned partitions."""
+
+    table: StampedTable
+    queries: ScoresQueries
+
+    def pending(self) -> dict[bytes, int]:
+        stale = self.table.stale_keys
+        if not stale:
+            return {}
+        try:
+            self.queries.check_ready()
+        except Unavailable:
+            return {}  # the owned partitions are not settled yet
+        owned = self.queries.local_partitions()
+        # A standby skipped the record: it repairs once the partition is its own (its restore
+        # then starts past the record). A partition neither here nor standing by: its owner
+        # restored it, met the record and repairs it.
+        kept = owned | self.queries.standby_partitions()
+        for key in [k for k, p in stale.items() if p not in kept]:
+            del stale[key]
+        return {k: p for k, p in stale.items() if p in owned}
+
+    def done(self, keys: Sequence[bytes]) -> None:
+        self.table.repaired(keys)
+
 
 class Aggregator:
     """Score events -> agent states (one table write per agent per batch) -> ``agent_scores``."""
@@ -294,6 +358,7 @@ class Aggregator:
         clock: Callable[[], float] = time.time,
         fence: Callable[[Sequence[Any]], Awaitable[bool]] | None = None,
         refetcher: Fetcher | None = None,
+        repairs: Repairs | None = None,
     ) -> None:
         self._store = store
         self._publish = publish
@@ -305,10 +370,18 @@ class Aggregator:
         self._fence = fence
         self._gaps = OffsetGaps()
         self._refetcher = refetcher
+        self._repairs = repairs
+        self._writing = asyncio.Lock()
 
     async def process(self, events: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
         received = await refill(events, self._gaps, self._refetcher)
         self._metrics.refetched.labels("aggregate").inc(len(received) - len(events))
+        async with self._writing:
+            await self._process(events, received, ack)
+
+    async def _process(
+        self, events: Sequence[Any], received: Sequence[Any], ack: Callable[[Any], Awaitable[Any]]
+    ) -> None:
         # A worker that lost its partitions while frozen must not write states computed from its
         # old table: the batch is released unacknowledged, and processed again by the partitions'
         # owner after the rebalance. Nothing awaits between this check and the first write.
@@ -322,6 +395,7 @@ class Aggregator:
             self._metrics.fenced.inc()
             return
         states: dict[bytes, AgentState] = {}
+        held: dict[bytes, Stamp | None] = {}
         last_event: dict[bytes, Any] = {}
         now_ms = round(self._clock() * 1000)
         for event in received:
@@ -343,23 +417,59 @@ class Aggregator:
             state = states.get(key)
             if state is None:
                 stored = self._store.get(event, key)
+                held[key] = stamp_of(stored)
                 state = AgentState.from_bytes(stored) if stored is not None else None
                 state = state or AgentState(score_event.agent)
                 states[key] = state
             outcome = state.apply(score_event, self._retention, now_ms)
             self._metrics.updates.labels(str(outcome)).inc()
             last_event[key] = event
+        generation = generation_of(events)
         writes: list[Write] = []
         for key, state in states.items():
-            value = state.to_bytes()
+            # last_event[key] is the agent's record with the highest offset (records come in
+            # offset order, refilled gaps included): the state holds every event up to it.
+            stamp = next_stamp(held[key], generation, (last_event[key].message.offset,))
+            value = stamped(stamp, state.to_bytes())
             self._metrics.state_bytes.observe(len(value))
             record = self._codec.encode(agent_scores(state))
             writes.append(partial(self._store.put, last_event[key], key, value))
             writes.append(partial(self._publish, key, record))
         await deliver(writes, self._stopping, self._metrics)
         self._metrics.published.inc(len(states))
+        if self._repairs is not None:
+            self._repairs.done(list(states))
         for event in events:
             await ack(event)
+
+    async def repair(self) -> None:
+        """Write again the held states whose stale changelog records were skipped
+        (:mod:`.stamps`): to the changelog, so the held state is its key's last record again, and
+        to ``agent_scores``, where the stale worker most likely published too."""
+        if self._repairs is None or not self._repairs.pending():
+            return
+        async with self._writing:
+            if self._fence is not None and not await self._fence(()):
+                return
+            pending = self._repairs.pending()
+            writes: list[Write] = []
+            for key, partition in pending.items():
+                value = self._store.held(key)
+                if value is None:
+                    continue
+                record = self._codec.encode(agent_scores(AgentState.from_bytes(value)))
+                writes.append(partial(self._store.rewrite, partition, key, value))
+                writes.append(partial(self._publish, key, record))
+            await deliver(writes, self._stopping, self._metrics)
+            self._repairs.done(list(pending))
+            repaired = len(writes) // 2
+            self._metrics.repaired.inc(repaired)
+            log.warning(
+                "agent states whose last changelog record was stale (written late by a worker"
+                " that had lost the partition) written again count=%d agents=%s",
+                repaired,
+                sorted(k.decode(errors="replace") for k in pending)[:10],
+            )
 
 
 # --- the query API ---------------------------------------------------------------------------
@@ -393,6 +503,10 @@ class ScoresQueries:
     def local_partitions(self) -> set[int]:
         actives: set[TP] = self.app.assignor.assigned_actives()
         return {tp.partition for tp in actives if tp.topic == self.changelog}
+
+    def standby_partitions(self) -> set[int]:
+        standbys: set[TP] = self.app.assignor.assigned_standbys()
+        return {tp.partition for tp in standbys if tp.topic == self.changelog}
 
     def own_url(self) -> str:
         return str(self.app.conf.canonical_url)
@@ -534,14 +648,19 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         key_serializer="raw",
         value_serializer="raw",
     )
-    table = app.Table(
-        TABLE,
+    table = StampedTable(
+        app,
+        name=TABLE,
         default=None,
+        beacon=app.tables.beacon,
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        help="agent id -> the agent's score aggregates (connector.streams.aggregates.state)",
+        help="agent id -> the agent's score aggregates (connector.streams.aggregates.state,"
+        " stamped: connector.streams.aggregates.stamps)",
     )
+    app.tables.add(table)
+    queries = ScoresQueries(app, table, partitions)
     output = app.topic(topics.agent_scores, key_serializer="raw", value_serializer="raw")
 
     async def send_by_agent(key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
@@ -569,7 +688,13 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         stopping,
         fence=guard.may_write,
         refetcher=refetcher,
+        repairs=TableRepairs(table, queries),
     )
+
+    async def repair_stale_states() -> None:
+        await aggregator.repair()
+
+    app.timer(_REPAIR_INTERVAL_SECONDS)(repair_stale_states)
     size, within = settings.worker_batch_size, settings.worker_batch_seconds
 
     @app.agent(typed, name=REKEY_AGENT)
@@ -588,7 +713,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
                 if not await _guarded(work, "aggregate", len(events)):
                     return
 
-    install_scores_views(app, ScoresQueries(app, table, partitions))
+    install_scores_views(app, queries)
 
 
 async def _guarded(work: Awaitable[None], what: str, size: int) -> bool:

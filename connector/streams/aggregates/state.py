@@ -48,6 +48,7 @@ import orjson
 
 from connector.errors import ConnectorError
 from connector.streams.aggregates.events import Evaluation, InteractionAnalysis, ScoreEvent
+from connector.streams.aggregates.stamps import state_bytes
 from connector.streams.aggregates.windows import day_of, oldest_kept_day
 
 STATE_VERSION: Final = 1
@@ -540,8 +541,9 @@ class AgentState:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> AgentState:
+        """The state in a stored value, stamped (:mod:`.stamps`) or not."""
         try:
-            body = orjson.loads(data)
+            body = orjson.loads(state_bytes(data))
             if not isinstance(body, dict) or body.get("v") != STATE_VERSION:
                 raise StateError(f"not a version {STATE_VERSION} agent state")
             evaluations, interactions = body["evaluations"], body["interactions"]
