@@ -55,7 +55,7 @@ from faust.streams import _current_event
 
 from connector.streams.dead_letters import Headers, PipelineReason, Refusal
 from connector.streams.dedup import DedupIndex
-from connector.streams.gaps import Fetcher, OffsetGaps, refill
+from connector.streams.gaps import Fetcher, OffsetGaps, refill, settle
 from connector.streams.metrics import WorkerMetrics
 from connector.streams.pipeline import DeadLetter, Outcome, RawRecord, Router, TypedRecord
 
@@ -181,10 +181,11 @@ class RawTopicAgent:
         for item in items:
             self._remember(item)
             self._record_metrics(item)
-        for event in events:  # the refetched records are not Faust's to acknowledge
+        for event in events:  # the refetched records are acknowledged apart (settle)
             await ack(event)
             message = event.message
             self.next_offsets[message.partition] = message.offset + 1
+        await settle(received, self._refetcher)
         self._metrics.batch_duration.observe(time.perf_counter() - started)
 
     def _route(self, event: Any) -> _Item:

@@ -205,7 +205,7 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
         context.metrics,
         stopping=lambda: bool(app.should_stop),
-        refetcher=Refetcher(settings),
+        refetcher=Refetcher(settings, consumer=lambda: app.consumer),
     )
     # Table writes wait in Faust's producer buffer, which warns and throttles the stream above
     # 100 messages; a batch writes up to one mark per record, so let it hold a batch or two.

@@ -28,9 +28,11 @@ dense: a jump in the offsets a stream delivers for a partition (within a consume
 into the next one for a partition the worker kept) is a lost record. :class:`OffsetGaps` finds
 the jumps; :class:`Refetcher` reads the missing offsets again (a plain consumer assigned to the
 partition, no group membership, nothing committed); the agent processes them with the batch,
-before acknowledging it. The raw-topic agent (:mod:`connector.streams.agent`) and both stages of
-the aggregates use it. Processing is idempotent, so a record that was only late, not lost, or a
-range another worker processed after all, does no harm.
+before acknowledging it, and then registers them with Faust's consumer (:func:`acknowledge`),
+without which faust-streaming would never commit the partition past them. The raw-topic agent
+(:mod:`connector.streams.agent`) and both stages of the aggregates use it. Processing is
+idempotent, so a record that was only late, not lost, or a range another worker processed after
+all, does no harm.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, TopicPartition
+from faust.types import TP
 
 from connector.settings import Settings
 
@@ -157,12 +160,23 @@ class Fetcher(Protocol):
         the log's start when it has none (partitions it cannot tell are left out)."""
         ...
 
+    async def processed(self, records: Sequence[Record]) -> None:
+        """``records`` (read again) were processed: the offset commits may pass them."""
+        ...
+
 
 class Refetcher:
     """Reads ranges of offsets again with a plain consumer (librdkafka, the cluster's security
     settings), in a thread: gaps are rare, a blocking read is simplest."""
 
-    def __init__(self, settings: Settings, timeout: float = _REFETCH_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        timeout: float = _REFETCH_TIMEOUT_SECONDS,
+        consumer: Callable[[], Any] | None = None,
+    ) -> None:
+        """``consumer``: the Faust consumer whose commits must pass the records read again."""
+        self._consumer = consumer
         self._config = {
             **settings.kafka_client_config(),
             # required by librdkafka; never joined (assign, not subscribe), never committed to
@@ -205,6 +219,11 @@ class Refetcher:
                 self._bound,
             )
             return {}
+
+    async def processed(self, records: Sequence[Record]) -> None:
+        """Tell Faust's consumer that ``records`` were processed (see :func:`acknowledge`)."""
+        if self._consumer is not None and records:
+            await acknowledge(self._consumer(), records)
 
     def _start_offsets(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
         consumer = Consumer(self._group_config)  # never subscribes, never commits
@@ -295,3 +314,47 @@ async def refill(events: Sequence[Any], gaps: OffsetGaps, refetcher: Fetcher | N
         )
         refetched += [RefetchedEvent(record) for record in records]
     return [*refetched, *events]
+
+
+async def settle(received: Sequence[Any], refetcher: Fetcher | None) -> None:
+    """After a batch from :func:`refill` was processed and acknowledged: its records read again
+    were processed too (:meth:`Fetcher.processed`)."""
+    if refetcher is not None:
+        await refetcher.processed([e.message for e in received if isinstance(e, RefetchedEvent)])
+
+
+async def acknowledge(consumer: Any, records: Sequence[Record]) -> None:
+    """Let the offset commits of Faust's ``consumer`` pass ``records``, read again and processed.
+
+    faust-streaming 0.15.3 commits a partition through the offsets its streams acknowledged
+    (``Consumer._new_offset``): from the group's committed offset on, up to the first offset not
+    acknowledged, and not at all while the lowest acknowledged offset is more than one past the
+    committed one. Records it never delivered (the records before a taken-over partition's first
+    delivered offset) leave that hole for good: the partition's committed offset stands still
+    however many records are processed after it, and every restart or rebalance processes them
+    all again. Faust fills such holes with offsets it knows will never come (``_add_gap``, for
+    transaction markers), merged into the acknowledged ones at its next commit; records read
+    again are registered the same way once processed, on partitions still assigned (a partition
+    gone meanwhile is committed by its new owner).
+    """
+    assigned = consumer.assignment()
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for record in records:
+        by_partition.setdefault((record.topic, record.partition), []).append(record.offset)
+    for (topic, partition), offsets in by_partition.items():
+        tp = TP(topic, partition)
+        if tp not in assigned:
+            continue
+        for first, last in _ranges(sorted(set(offsets))):
+            await consumer._add_gap(tp, first, last)
+
+
+def _ranges(offsets: Sequence[int]) -> Iterable[tuple[int, int]]:
+    """Consecutive runs of sorted ``offsets`` as (first, last)."""
+    start = previous = offsets[0]
+    for offset in offsets[1:]:
+        if offset != previous + 1:
+            yield start, previous
+            start = offset
+        previous = offset
+    yield start, previous

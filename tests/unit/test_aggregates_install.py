@@ -243,6 +243,9 @@ async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:
         async def start_offsets(self, partitions: Any) -> dict[tuple[str, int], int]:
             return {}  # the group's position unknown: only jumps count
 
+        async def processed(self, records: Any) -> None:
+            return None
+
     aggregator = Aggregator(
         h.store, h.publish, SCORES, RETENTION, h.metrics, lambda: False, refetcher=Fetcher()
     )

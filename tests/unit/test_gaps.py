@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
+from intervaltree import IntervalTree
 
 from connector.settings import Settings
-from connector.streams.gaps import Gap, OffsetGaps, Record, RefetchedEvent, Refetcher, refill
+from connector.streams.gaps import (
+    Gap,
+    OffsetGaps,
+    Record,
+    RefetchedEvent,
+    Refetcher,
+    acknowledge,
+    refill,
+    settle,
+)
 
 
 @dataclass
@@ -83,6 +96,7 @@ class _Refetcher:
         self.asked: list[Gap] = []
         self.stands = stands or {}
         self.stands_asked: list[list[tuple[str, int]]] = []
+        self.processed_records: list[Record] = []
 
     async def fetch(self, gap: Gap) -> list[Record]:
         self.asked.append(gap)
@@ -93,6 +107,9 @@ class _Refetcher:
     async def start_offsets(self, partitions: Any) -> dict[tuple[str, int], int]:
         self.stands_asked.append(list(partitions))
         return {p: self.stands[p] for p in partitions if p in self.stands}
+
+    async def processed(self, records: Any) -> None:
+        self.processed_records.extend(records)
 
 
 async def test_refill_puts_the_missing_records_in_front() -> None:
@@ -164,3 +181,71 @@ async def test_an_agent_never_waits_for_good_on_a_refetch(caplog: pytest.LogCapt
     assert time.monotonic() - started < 1.5
     assert "was not read within 0 s; going on without the start check" in caplog.text
     assert "did not end within 0 s; going on without it" in caplog.text
+
+
+# --- the offset commits pass the records read again -------------------------------------------
+
+
+class _FaustOffsets:
+    """faust-streaming's own bookkeeping of acknowledged offsets (``Consumer._new_offset``, the
+    offset its next commit would make, and ``_add_gap``) on the state it keeps per partition."""
+
+    _new_offset = FaustConsumer._new_offset
+    _add_gap = FaustConsumer._add_gap
+
+    def __init__(self, assigned: set[TP], committed: dict[TP, int]) -> None:
+        self.assigned = assigned
+        self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
+        self._committed_offset.update(committed)
+        self._acked: defaultdict[TP, list[int]] = defaultdict(list)
+        self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
+        self._gap: defaultdict[TP, IntervalTree] = defaultdict(IntervalTree)
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def acknowledge(self, tp: TP, *offsets: int) -> None:
+        """What ``Consumer.ack`` records for offsets a stream delivered and acknowledged."""
+        self._acked[tp].extend(offsets)
+        self._acked_index[tp].update(offsets)
+
+
+TAKEN = TP("raw", 1)
+
+
+async def test_faust_never_commits_past_records_it_did_not_deliver() -> None:
+    """The pinned behaviour: a taken-over partition's commits stand still for good (fails the day
+    faust-streaming changes it, and the acknowledgement below may be dropped)."""
+    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})  # the group's committed offset
+    faust.acknowledge(TAKEN, *range(204, 230))  # the stream delivered 204 on; 192-203 read again
+    assert faust._new_offset(TAKEN) is None
+    faust.acknowledge(TAKEN, *range(230, 260))
+    assert faust._new_offset(TAKEN) is None
+
+
+async def test_records_read_again_and_processed_let_the_commits_pass() -> None:
+    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})
+    faust.acknowledge(TAKEN, *range(204, 230))
+    again = [Record("raw", 1, o, b"k", b"v") for o in (*range(192, 200), *range(200, 204))]
+    await acknowledge(faust, again)
+    assert faust._new_offset(TAKEN) == 230  # the next commit: everything processed
+
+
+async def test_only_assigned_partitions_and_whole_ranges_are_acknowledged() -> None:
+    kept, gone = TP("raw", 0), TP("raw", 2)
+    faust = _FaustOffsets({kept}, {kept: 10, gone: 10})
+    faust.acknowledge(kept, 14, 15, 16)
+    await acknowledge(faust, [Record("raw", 0, o, None, None) for o in (10, 11, 13, 12)])
+    await acknowledge(faust, [Record("raw", 2, o, None, None) for o in (10, 11)])
+    assert gone not in faust._gap  # its new owner commits it
+    assert faust._new_offset(kept) == 17
+
+
+async def test_a_refilled_batch_reports_its_records_read_again_once_processed() -> None:
+    gaps, refetcher = OffsetGaps(), _Refetcher()
+    await refill(_events(1, 2), gaps, refetcher)
+    received = await refill(_events(5, 6), gaps, refetcher)
+    await settle(received, refetcher)
+    assert [r.offset for r in refetcher.processed_records] == [3, 4]
+    await settle(await refill(_events(7), gaps, refetcher), refetcher)  # nothing read again
+    assert [r.offset for r in refetcher.processed_records] == [3, 4]

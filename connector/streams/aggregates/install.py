@@ -104,7 +104,7 @@ from connector.streams.aggregates.stamps import (
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.aggregates.windows import DAY_MS
 from connector.streams.fence import FreezeGuard, release_unwritten
-from connector.streams.gaps import Fetcher, OffsetGaps, Refetcher, refill
+from connector.streams.gaps import Fetcher, OffsetGaps, Refetcher, refill, settle
 
 if TYPE_CHECKING:
     from connector.streams.app import WorkerContext
@@ -275,6 +275,7 @@ class Rekeyer:
         await deliver(writes, self._stopping, self._metrics)
         for event in events:
             await ack(event)
+        await settle(received, self._refetcher)
 
 
 class StateStore:
@@ -441,6 +442,7 @@ class Aggregator:
             self._repairs.done(list(states))
         for event in events:
             await ack(event)
+        await settle(received, self._refetcher)
 
     async def repair(self) -> None:
         """Write again the held states whose stale changelog records were skipped
@@ -677,7 +679,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         guard.tick()
 
     app.timer(guard.tick_interval)(notice_freezes)
-    refetcher = Refetcher(settings)
+    refetcher = Refetcher(settings, consumer=lambda: app.consumer)
     rekeyer = Rekeyer(context.codec, send_by_agent, partitions, metrics, stopping, refetcher)
     aggregator = Aggregator(
         StateStore(table),

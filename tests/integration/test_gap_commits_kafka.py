@@ -1,0 +1,146 @@
+"""Records Faust never delivered, read again and processed, are committed past, against the broker.
+
+The fault is injected by :mod:`tests.faults.skipping_worker`: the first records of one raw
+partition beyond the group's committed offset are fetched but never handed to the streams, as
+faust-streaming loses records at a rebalance. :mod:`connector.streams.gaps` finds them (the first
+offset delivered is past where the group stands) and reads them again. faust-streaming commits a
+partition only through offsets it saw acknowledged, from the committed one on, so with the records
+read again registered with it (``Refetcher.processed``) the group's committed offsets reach the
+end of every raw partition; without (the control) the partition's committed offset stands still
+for as long as the worker runs and after its graceful stop, and the next worker would process all
+of it again (what the stalled-worker reliability test saw: 355 and 376 records left uncommitted on
+the two partitions a worker had taken over).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.processes import (
+    WORKER_START_SECONDS,
+    Deployment,
+    RawProducer,
+    WorkerProcess,
+    evaluation_body,
+    metric_total,
+    uncommitted,
+    wait_until,
+)
+
+pytestmark = pytest.mark.kafka
+
+PARTITION = 1
+BEFORE = 12
+"""Records per partition processed and committed by a first, plain worker."""
+AFTER = 30
+"""Records per partition produced for the skipping worker."""
+WITHHELD = 10
+"""Of those, how many at the head of ``PARTITION`` Faust never delivers."""
+COMMIT_ROUNDS_SECONDS = 3 * 2.8
+"""Three of Faust's commit rounds (``broker_commit_interval``, 2.8 s)."""
+
+
+class SkippingWorker(WorkerProcess):
+    """The worker of :mod:`tests.faults.skipping_worker`."""
+
+    def __init__(self, deployment: Deployment, below: int, acknowledge: bool) -> None:
+        self.skip_log = deployment.tmp / "withheld.txt"
+        super().__init__(
+            deployment,
+            "skipping-worker",
+            command=[sys.executable, "-m", "tests.faults.skipping_worker"],
+            env={
+                "SKIP_PARTITION": str(PARTITION),
+                "SKIP_BELOW": str(below),
+                "SKIP_LOG": str(self.skip_log),
+                "GAP_ACKS": "on" if acknowledge else "off",
+            },
+        )
+
+    def withheld(self) -> list[int]:
+        if not self.skip_log.exists():
+            return []
+        return [int(line) for line in self.skip_log.read_text().split()]
+
+
+@pytest.fixture
+def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
+    return new_deployment("gapcommit")
+
+
+def _produce(deployment: Deployment, first: int, per_partition: int) -> None:
+    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+    for n in range(per_partition * deployment.partitions):
+        number = first + n
+        raw.send(evaluation_body(number, prefix="gap"), partition=n % deployment.partitions)
+    raw.flush()
+
+
+def _run_until_processed(
+    deployment: Deployment, workers: list[WorkerProcess], acknowledge: bool
+) -> SkippingWorker:
+    """A first worker processes and commits everything; then a skipping worker takes over the
+    group, with the head of ``PARTITION``'s new records withheld by Faust, and processes all."""
+    group, topic = deployment.worker_id, deployment.topics.raw
+    first = WorkerProcess(deployment, "first")
+    workers.append(first)
+    _produce(deployment, 0, BEFORE)
+    first.wait_counted(BEFORE * deployment.partitions, timeout=WORKER_START_SECONDS)
+    wait_until(
+        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
+        30,
+        "the first worker to commit everything",
+        explain=first.diagnosis,
+    )
+    first.stop()
+    _produce(deployment, 1000, AFTER)
+    worker = SkippingWorker(deployment, below=BEFORE + WITHHELD, acknowledge=acknowledge)
+    workers.append(worker)
+    counted = worker.wait_counted(AFTER * deployment.partitions, timeout=WORKER_START_SECONDS)
+    assert counted == {"typed": AFTER * deployment.partitions}, counted
+    assert worker.withheld() == list(range(BEFORE, BEFORE + WITHHELD))
+    refetched = metric_total(worker.metrics(), "zoom_worker_raw_records_refetched_total")
+    assert refetched == WITHHELD
+    return worker
+
+
+def test_records_read_again_are_committed_past(
+    deployment: Deployment, workers: list[WorkerProcess]
+) -> None:
+    worker = _run_until_processed(deployment, workers, acknowledge=True)
+    group, topic = deployment.worker_id, deployment.topics.raw
+    wait_until(
+        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
+        30,
+        "the group to commit every raw record",
+        explain=lambda: f"{uncommitted(deployment.bootstrap, group, topic)}\n{worker.diagnosis()}",
+    )
+    worker.stop()
+    assert not any(uncommitted(deployment.bootstrap, group, topic).values())
+
+
+def test_without_telling_faust_the_partition_is_never_committed(
+    deployment: Deployment, workers: list[WorkerProcess]
+) -> None:
+    worker = _run_until_processed(deployment, workers, acknowledge=False)
+    group, topic = deployment.worker_id, deployment.topics.raw
+    others = set(range(deployment.partitions)) - {PARTITION}
+    wait_until(
+        lambda: not any(uncommitted(deployment.bootstrap, group, topic)[p] for p in others),
+        30,
+        "the other partitions to be committed",
+        explain=worker.diagnosis,
+    )
+    deadline = time.monotonic() + COMMIT_ROUNDS_SECONDS
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        behind = uncommitted(deployment.bootstrap, group, topic)
+        assert behind[PARTITION] == AFTER, behind
+        time.sleep(0.5)
+    worker.stop()  # graceful: Faust's last commit still has the hole in front
+    assert uncommitted(deployment.bootstrap, group, topic)[PARTITION] == AFTER
+    assert "records read again are not acknowledged" in worker.log()
