@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from faust.types import TP
 
 from connector.settings import Settings
 from connector.streams.aggregates.install import TABLE, install_agent_scores
@@ -31,6 +32,11 @@ class _Message:
     partition: int = 0
     offset: int = 0
     generation_id: int | None = None
+    topic: str = "zc-test-agent-scores-changelog"
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
 
 
 @dataclass(eq=False)
@@ -109,15 +115,18 @@ def test_stale_records_are_left_out_and_reported() -> None:
     ]
     reported: list[tuple[int, Stamp, Stamp]] = []
     kept = current_records(
-        batch, held_values.get, lambda e, s, h: reported.append((e.message.offset, s, h))
+        batch,
+        lambda event: held_values.get(event.key),
+        lambda e, s, h: reported.append((e.message.offset, s, h)),
     )
     assert [e.message.offset for e in kept] == [100, 103, 104, 105, 106]
     assert reported == [(101, Stamp(7, 38), Stamp(8, 40)), (102, Stamp(8, 49), Stamp(9, 50))]
 
 
-def test_the_stamped_table_skips_stale_records_when_it_restores(tmp_path: Path) -> None:
-    """The worker's real table (Faust's memory store) applying changelog batches."""
-    settings = Settings(worker_data_dir=str(tmp_path), worker_id="zc-test")
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+def test_the_stamped_table_skips_stale_records_when_it_restores(tmp_path: Path, store: str) -> None:
+    """The worker's real table (Faust's memory or RocksDB store) applying changelog batches."""
+    settings = Settings(worker_data_dir=str(tmp_path), worker_id="zc-test", worker_store=store)
     app = create_app(settings, raw_partitions=2, installers=[install_agent_scores])
     table = app.tables[TABLE]
     assert isinstance(table, StampedTable)
@@ -133,6 +142,12 @@ def test_the_stamped_table_skips_stale_records_when_it_restores(tmp_path: Path) 
     assert table.stale_keys == {b"a": 1}  # its last record is stale: to be written again
     table.repaired([b"a"])
     assert table.stale_keys == {}
+    # the same in one batch (a restore from scratch)
+    table.apply_changelog_batch(
+        [_Event(_Message(b"c", good, 0, 14)), _Event(_Message(b"c", stale, 0, 15))]
+    )
+    assert table.data[b"c"] == good and table.stale_keys == {b"c": 0}
+    table.repaired([b"c"])
     # a restore over the held states (a memory table at a rebalance): the older records are
     # skipped until the held state's own record, which is not stale: nothing to write again
     table.apply_changelog_batch(

@@ -45,6 +45,8 @@ from typing import Any, Final
 
 import faust
 
+from connector.streams.agent import processing
+
 log = logging.getLogger(__name__)
 
 MARKER: Final = 0xA5
@@ -106,11 +108,13 @@ def current_records(
     batch: Iterable[Any],
     held: Callable[[Any], bytes | None],
     on_stale: Callable[[Any, Stamp, Stamp], None],
+    on_current: Callable[[Any], None] = lambda event: None,
 ) -> list[Any]:
     """The changelog records of ``batch`` that are not stale, in order.
 
-    ``held(key)``: the value the table holds for a key before the batch; ``on_stale(event, stamp,
-    held_stamp)`` is told of every record left out.
+    ``held(event)``: the value the table holds for the key of a changelog record before the
+    batch; ``on_stale(event, stamp, held_stamp)`` is told of every record left out, and
+    ``on_current(event)`` of every record kept, in the batch's order.
     """
     latest: dict[Any, Stamp | None] = {}
     kept: list[Any] = []
@@ -118,13 +122,14 @@ def current_records(
         key = event.key
         value = event.message.value
         stamp = stamp_of(value)
-        held_stamp = latest[key] if key in latest else stamp_of(held(key))
+        held_stamp = latest[key] if key in latest else stamp_of(held(event))
         if stamp is not None and held_stamp is not None and stamp.is_stale_beside(held_stamp):
             latest[key] = held_stamp
             on_stale(event, stamp, held_stamp)
             continue
         latest[key] = stamp
         kept.append(event)
+        on_current(event)
     return kept
 
 
@@ -144,10 +149,17 @@ class StampedTable(faust.Table[Any, Any]):
         """Key -> its table partition, for keys whose last changelog record applied was stale."""
 
     def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
-        kept = current_records(batch, self.data.get, self._skip)
-        for event in kept:
-            self.stale_keys.pop(event.key, None)
+        kept = current_records(batch, self._held, self._skip, self._current)
         super().apply_changelog_batch(kept)
+
+    def _held(self, event: Any) -> bytes | None:
+        # the record's partition is the key's (a RocksDB store reads that partition's database)
+        with processing(event):
+            value: bytes | None = self.data.get(event.key)
+        return value
+
+    def _current(self, event: Any) -> None:
+        self.stale_keys.pop(event.key, None)
 
     def _skip(self, event: Any, stamp: Stamp, held: Stamp) -> None:
         message = event.message
