@@ -82,6 +82,8 @@ class WorkerContext:
     """Where the input partitions end, per the broker (the lag metric, the stall watch)."""
     batches: Batches
     """The batches the agents are working on (the stall watch looks for slow ones)."""
+    refetcher: Refetcher
+    """Reads again the records Faust's streams skipped (:mod:`.gaps`), for every agent."""
 
 
 Installer = Callable[[faust.App, WorkerContext], None]
@@ -139,6 +141,7 @@ def create_app(
         raw_partitions=partitions,
         log_ends=LogEnds(settings.kafka_client_config(), f"{settings.worker_id}-log-ends"),
         batches=Batches(),
+        refetcher=Refetcher(settings, consumer=lambda: app.consumer),
     )
     for install in INSTALLERS if installers is None else installers:
         install(app, context)
@@ -205,7 +208,7 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
         context.metrics,
         stopping=lambda: bool(app.should_stop),
-        refetcher=Refetcher(settings, consumer=lambda: app.consumer),
+        refetcher=context.refetcher,
     )
     # Table writes wait in Faust's producer buffer, which warns and throttles the stream above
     # 100 messages; a batch writes up to one mark per record, so let it hold a batch or two.
@@ -286,7 +289,7 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     """The timer that finds input partitions left unread and fetches them again
     (:mod:`connector.streams.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
     read-only page ``GET /partitions`` (whether the watch is on or off)."""
-    partitions = FaustPartitions(app, context.log_ends, Refetcher(context.settings).start_offsets)
+    partitions = FaustPartitions(app, context.log_ends, context.refetcher.start_offsets)
 
     @app.page("/partitions")
     async def partitions_view(self: Any, request: Any) -> Any:

@@ -104,7 +104,7 @@ from connector.streams.aggregates.stamps import (
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.aggregates.windows import DAY_MS
 from connector.streams.fence import FreezeGuard, release_unwritten
-from connector.streams.gaps import Fetcher, OffsetGaps, Refetcher, refill, settle
+from connector.streams.gaps import Fetcher, OffsetGaps, refill, settle
 
 if TYPE_CHECKING:
     from connector.streams.app import WorkerContext
@@ -679,7 +679,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         guard.tick()
 
     app.timer(guard.tick_interval)(notice_freezes)
-    refetcher = Refetcher(settings, consumer=lambda: app.consumer)
+    refetcher = context.refetcher
     rekeyer = Rekeyer(context.codec, send_by_agent, partitions, metrics, stopping, refetcher)
     aggregator = Aggregator(
         StateStore(table),
