@@ -694,7 +694,12 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
     )
 
     async def repair_stale_states() -> None:
-        await aggregator.repair()
+        try:
+            await aggregator.repair()
+        except DeliveryAborted as exc:  # stopping: the next owner's restore finds them again
+            log.warning("stale agent states not written again: %s", exc)
+        except Exception:  # a bug: an exception would end the timer task for good
+            log.exception("writing stale agent states again failed; retried at the next tick")
 
     app.timer(_REPAIR_INTERVAL_SECONDS)(repair_stale_states)
     size, within = settings.worker_batch_size, settings.worker_batch_seconds
