@@ -82,8 +82,9 @@ class OffsetGaps:
     ranges it skipped.
 
     After :meth:`observe`, :attr:`started` lists the partitions that call began a new count for
-    (first seen, or seen again after a longer absence): whether records before their first
-    offset were skipped is for the group's committed offset to say (:func:`refill`).
+    (first seen, seen again after a longer absence, or read again from the committed offset in
+    the next generation): whether records before their first offset were skipped is for the
+    group's committed offset to say (:func:`refill`).
     """
 
     def __init__(self) -> None:
@@ -98,8 +99,9 @@ class OffsetGaps:
         partition kept across a rebalance resumes at its committed offset, which is past the last
         record delivered only if records were acknowledged undelivered (what Faust does to the
         records it fetched under the old generation). After a longer absence (another worker may
-        have had the partition meanwhile) the first offset starts a new count. An offset lower
-        than expected (a seek back) is not a gap.
+        have had the partition meanwhile), or when the next generation starts lower than
+        expected (reading again from the committed offset), the first offset starts a new count.
+        Within a generation an offset lower than expected (a seek back) is not a gap.
         """
         gaps: list[Gap] = []
         self.started = []
@@ -110,9 +112,15 @@ class OffsetGaps:
             known = self._next.get(key)
             offset: int = message.offset
             if known is not None and _consecutive(known[0], generation):
-                if offset > known[1]:
-                    gaps.append(Gap(message.topic, message.partition, known[1], offset))
-                offset = max(offset, known[1] - 1)
+                if generation != known[0] and offset < known[1]:
+                    # the next generation reads the partition again from the group's committed
+                    # offset: a new count, whose start the committed offset checks (Faust may
+                    # have left out records after it again, and must be told of them)
+                    self.started.append(Start(message.topic, message.partition, offset))
+                else:
+                    if offset > known[1]:
+                        gaps.append(Gap(message.topic, message.partition, known[1], offset))
+                    offset = max(offset, known[1] - 1)
             else:
                 self.started.append(Start(message.topic, message.partition, offset))
             self._next[key] = (generation, offset + 1)

@@ -100,11 +100,20 @@ def _run_until_processed(
     _produce(deployment, 1000, AFTER)
     worker = SkippingWorker(deployment, below=BEFORE + WITHHELD, acknowledge=acknowledge)
     workers.append(worker)
-    counted = worker.wait_counted(AFTER * deployment.partitions, timeout=WORKER_START_SECONDS)
-    assert counted == {"typed": AFTER * deployment.partitions}, counted
-    assert worker.withheld() == list(range(BEFORE, BEFORE + WITHHELD))
+    new = AFTER * deployment.partitions
+    counted = wait_until(
+        lambda: (c := worker.events_counted()).get("typed", 0) >= new and c,
+        WORKER_START_SECONDS,
+        f"the {new} new records to be typed",
+        explain=worker.diagnosis,
+    )
+    # A rebalance while the worker starts (Faust's own topics appearing) sends it back to the
+    # committed offsets: records processed again are dropped as duplicates, never typed twice.
+    assert counted["typed"] == new and set(counted) <= {"typed", "duplicate"}, counted
+    # ... and the head of PARTITION is withheld, and read again, every time it is fetched.
+    assert set(worker.withheld()) == set(range(BEFORE, BEFORE + WITHHELD))
     refetched = metric_total(worker.metrics(), "zoom_worker_raw_records_refetched_total")
-    assert refetched == WITHHELD
+    assert refetched >= WITHHELD, refetched
     return worker
 
 
@@ -135,12 +144,15 @@ def test_without_telling_faust_the_partition_is_never_committed(
         "the other partitions to be committed",
         explain=worker.diagnosis,
     )
+    # Never past the withheld records (30 behind, or fewer when a rebalance re-read some of the
+    # records before them and Faust saw them acknowledged).
     deadline = time.monotonic() + COMMIT_ROUNDS_SECONDS
     while time.monotonic() < deadline:
         worker.check_alive()
         behind = uncommitted(deployment.bootstrap, group, topic)
-        assert behind[PARTITION] == AFTER, behind
+        assert AFTER - WITHHELD < behind[PARTITION] <= AFTER, behind
         time.sleep(0.5)
     worker.stop()  # graceful: Faust's last commit still has the hole in front
-    assert uncommitted(deployment.bootstrap, group, topic)[PARTITION] == AFTER
+    behind = uncommitted(deployment.bootstrap, group, topic)
+    assert AFTER - WITHHELD < behind[PARTITION] <= AFTER, behind
     assert "records read again are not acknowledged" in worker.log()

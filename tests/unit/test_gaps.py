@@ -19,6 +19,7 @@ from connector.streams.gaps import (
     Record,
     RefetchedEvent,
     Refetcher,
+    Start,
     acknowledge,
     refill,
     settle,
@@ -82,6 +83,16 @@ def test_after_a_longer_absence_the_count_starts_again() -> None:
     # generation 5 may have given the partition to another worker
     assert _observe(gaps, _events(500, generation=6)) == []
     assert _observe(gaps, _events(501, 503, generation=6)) == [Gap("t", 0, 502, 503)]
+
+
+def test_reading_again_in_the_next_generation_starts_a_new_count() -> None:
+    """After a rebalance the kept partition is read again from the committed offset; what Faust
+    leaves out after it is for the committed offset to show (refill), as at a takeover."""
+    gaps = OffsetGaps()
+    _observe(gaps, _events(10, 11, 12, generation=4))
+    assert _observe(gaps, _events(8, 9, generation=5)) == [] and gaps.started == [Start("t", 0, 8)]
+    assert _observe(gaps, _events(11, generation=5)) == [Gap("t", 0, 10, 11)]
+    assert gaps.started == []
 
 
 def test_a_seek_back_is_not_a_gap() -> None:
