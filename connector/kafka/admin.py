@@ -201,7 +201,29 @@ def create_topics(
             outcome[spec.name] = "created"
     if failures:
         raise TopicAdminError("cannot create topics:\n  " + "\n  ".join(failures))
+    _wait_until_listed(settings, admin, [s.name for s in specs])
     return outcome
+
+
+def _wait_until_listed(settings: Settings, admin: AdminClient, names: Sequence[str]) -> None:
+    """Return once the broker's metadata lists every topic of ``names`` without an error.
+
+    A topic just created can be missing from the metadata, or listed with an error (no leader
+    yet), for a moment, longest on a broker that has just started: a worker started right after
+    ``topics create`` (``zoom-connector run``) would take it for missing.
+    """
+    deadline = time.monotonic() + _TIMEOUT_SECONDS
+    while True:
+        counts = partition_counts(settings, names, admin=admin)
+        waiting = [name for name in names if counts.get(name) is None]
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise TopicAdminError(
+                f"topics created but not listed by the broker after {_TIMEOUT_SECONDS:.0f} s: "
+                + ", ".join(waiting)
+            )
+        time.sleep(0.2)
 
 
 def create_topics_command(settings: Settings, out: TextIO = sys.stdout) -> int:
