@@ -169,10 +169,11 @@ class Context:
         *,
         aggregates: bool = True,
         cpu: int | None = SERVER_CPU,
-        floor: bool = False,
+        floor: str | None = None,
     ) -> tuple[Child, int]:
         """The connector's worker on ``prefix``'s topics (``floor``: Faust alone,
-        :mod:`bench.faust_floor`); returns it and its web port once ``/metrics`` answers."""
+        :mod:`bench.faust_floor`, writing with ``"faust"`` or ``"librdkafka"``); returns it and
+        its web port once ``/metrics`` answers."""
         port = _free_port()
         env = self.env(
             TOPIC_PREFIX=prefix,
@@ -183,8 +184,8 @@ class Context:
         )
         argv = [sys.executable, "-m", "bench.worker_main"]
         argv += ["--aggregates", "on" if aggregates else "off"]
-        if floor:
-            argv.append("--floor")
+        if floor is not None:
+            argv += ["--floor", floor]
         child = Child(name, argv, log_path=self.workdir / f"{name}.log", cpu=cpu, env=env, cwd=ROOT)
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/metrics", child, timeout=120)

@@ -116,7 +116,9 @@ def run(ctx: Context) -> None:
         if plan.aggregates_off_run:
             _optional(ctx, found, "worker_no_aggregates", _no_aggregates, ctx, warm, measured)
         if plan.faust_floor_run:
-            _optional(ctx, found, "faust_floor", _faust_floor, ctx, warm, measured)
+            _optional(ctx, found, "faust_floor", _faust_floor, ctx, warm, measured, "faust")
+            _optional(ctx, found, "faust_read_floor", _faust_floor, ctx, warm, measured,
+                      "librdkafka")  # fmt: skip
     finally:
         ctx.cluster.delete_prefix(prefix)
         ctx.report.details["pipeline"] = found
@@ -145,23 +147,27 @@ def _no_aggregates(ctx: Context, warm: list[Event], measured: list[Event]) -> di
         ctx.cluster.delete_prefix(off)
 
 
-def _faust_floor(ctx: Context, warm: list[Event], measured: list[Event]) -> dict[str, Any]:
-    """Faust alone (:mod:`bench.faust_floor`): one record out per raw record, like the loop."""
+def _faust_floor(
+    ctx: Context, warm: list[Event], measured: list[Event], writer: str
+) -> dict[str, Any]:
+    """Faust alone (:mod:`bench.faust_floor`): one record out per raw record, like the loop,
+    written with Faust's producer (``writer="faust"``) or librdkafka."""
     from connector.topics import TopicNames
 
-    floor = ctx.prefix("pipeline-floor")
+    floor = ctx.prefix("pipeline-floor" if writer == "faust" else "pipeline-readfloor")
+    name = "faust-floor" if writer == "faust" else "faust-read-floor"
     names = ctx.cluster.create(floor)
     try:
         prefill(ctx.bootstrap, names.raw, [*warm, *measured])
-        progress("pipeline: faust-floor (Faust reads and writes each record, nothing else)")
+        progress(f"pipeline: {name} (Faust reads, {writer} writes each record, nothing else)")
         outputs = outputs_of(TopicNames(floor))
-        child, _ = ctx.start_worker(floor, "faust-floor", aggregates=False, floor=True)
+        child, _ = ctx.start_worker(floor, name, aggregates=False, floor=writer)
         try:
             ctx.watch(outputs, len(warm), child, timeout=_timeout(len(warm)),
-                      label="faust-floor warm-up")  # fmt: skip
-            profile = ctx.profiling(child, "faust-floor-drain")
+                      label=f"{name} warm-up")  # fmt: skip
+            profile = ctx.profiling(child, f"{name}-drain")
             result = _drain(ctx, child, outputs, len(warm), len(measured), len(measured),
-                            "faust-floor")  # fmt: skip
+                            name)  # fmt: skip
             ctx.finish_profile(profile)
             result["memory_mib"] = child.memory()
         finally:
@@ -266,6 +272,13 @@ def _rows(ctx: Context, found: dict[str, Any]) -> None:
                 "events/s", found["worker_no_aggregates"].get("rate"), floor.get("rate"),
                 "Faust alone",
             ))  # fmt: skip
+    if "faust_read_floor" in found:
+        rows.append(Row(
+            "pipeline.faust_read_floor", "Pipeline",
+            "Faust reading, librdkafka writing: the same agent with the writes moved off Faust "
+            "(the most a worker whose Faust agents read the raw topic could reach)",
+            "events/s", found["faust_read_floor"].get("rate"), loop.get("rate"), plain,
+        ))  # fmt: skip
     if worker.get("aggregates_caught_up_s") is not None:
         ctx.report.notes.append(
             f"Pipeline: the aggregates had committed all their input "

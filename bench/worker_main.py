@@ -1,11 +1,12 @@
 """``zoom-connector worker`` for the bench, with the agent score aggregates on or off.
 
-    python -m bench.worker_main [--aggregates on|off] [--floor]
+    python -m bench.worker_main [--aggregates on|off] [--floor [faust|librdkafka]]
 
 "on" runs the worker exactly as ``zoom-connector worker`` does, adding the aggregates' installer
 if the tree does not install it yet; "off" leaves it out, to show what the aggregates cost.
 ``--floor`` runs the worker's Faust app with only a forwarding agent (:mod:`bench.faust_floor`)
-and the metrics page. The configuration comes from the environment, as for the real command.
+and the metrics page; ``--floor librdkafka`` has that agent write with librdkafka instead of Faust.
+The configuration comes from the environment, as for the real command.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from connector.streams import app
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aggregates", choices=["on", "off"], default="on")
-    parser.add_argument("--floor", action="store_true", help="Faust alone (bench.faust_floor)")
+    parser.add_argument(
+        "--floor",
+        nargs="?",
+        const="faust",
+        choices=["faust", "librdkafka"],
+        help="Faust alone (bench.faust_floor), writing with Faust's producer or librdkafka",
+    )
     args = parser.parse_args()
     from connector.streams.aggregates.install import install_agent_scores
 
@@ -27,9 +34,10 @@ def main() -> int:
     if args.aggregates == "on":
         installers.append(install_agent_scores)
     if args.floor:
-        from bench.faust_floor import install_faust_floor
+        from bench.faust_floor import install_faust_floor, install_faust_read_floor
 
-        installers = [install_faust_floor, app.install_metrics_view]
+        floor = install_faust_floor if args.floor == "faust" else install_faust_read_floor
+        installers = [floor, app.install_metrics_view]
     app.INSTALLERS[:] = installers
     return cli.main(["worker"])
 
