@@ -45,6 +45,7 @@ from connector.streams.aggregates.stamps import Stamp, StampedTable, stamp_of
 from connector.streams.aggregates.state import AgentState, Retention
 from connector.streams.app import create_app
 from connector.streams.gaps import Gap, Record
+from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()
 CODEC = EventCodec()
@@ -54,18 +55,14 @@ T0 = 20_000 * DAY
 RETENTION = Retention(31 * DAY, 3000)
 
 
-@dataclass
-class _Message:
-    key: bytes | None
-    value: bytes | None
-    partition: int = 0
-    offset: int = 0
-    topic: str = "w-agent-score-events"
-
-
-@dataclass(eq=False)
-class _Event:
-    message: _Message
+def _event(
+    key: bytes | None, value: bytes | None, partition: int = 0, offset: int = 0
+) -> FakeEvent:
+    """A record of the internal agent-score-events topic."""
+    message = FakeMessage(
+        key=key, value=value, topic="w-agent-score-events", partition=partition, offset=offset
+    )
+    return FakeEvent(message)
 
 
 class _Writes:
@@ -155,8 +152,8 @@ class _Harness:
         return {k: SCORES.decode(v) for k, v in self.writes.of("agent_scores")}
 
 
-def _internal(event: Evaluation, offset: int = 0) -> _Event:
-    return _Event(_Message(event.agent.encode(), score_events.encode(event), 0, offset))
+def _internal(event: Evaluation, offset: int = 0) -> FakeEvent:
+    return _event(event.agent.encode(), score_events.encode(event), 0, offset)
 
 
 def _evaluation(agent: str, eid: str, ts: int, score: float) -> Evaluation:
@@ -177,8 +174,8 @@ async def test_one_write_per_agent_per_batch_then_acks() -> None:
         _internal(_evaluation("b", "e2", T0, 20)),
         _internal(_evaluation("a", "e3", T0 + 1, 30)),
         _internal(_evaluation("a", "e1", T0, 10)),  # a duplicate
-        _Event(_Message(b"a", b"not json")),  # unreadable: skipped, acknowledged
-        _Event(_Message(b"b", score_events.encode(_evaluation("a", "e9", T0, 1)))),  # wrong key
+        _event(b"a", b"not json"),  # unreadable: skipped, acknowledged
+        _event(b"b", score_events.encode(_evaluation("a", "e9", T0, 1))),  # wrong key
     ]
     await h.aggregator().process(batch, h.ack)
     assert h.acked == batch
@@ -361,10 +358,10 @@ async def test_rekeying_names_the_agent_and_its_partition() -> None:
     metrics = AggregateMetrics(CollectorRegistry())
     rekeyer = Rekeyer(CODEC, send, 6, metrics, lambda: False)
     batch = [
-        _Event(_Message(b"k", _typed(score_events.EVALUATION_COMPLETED, lambda o: None))),
-        _Event(_Message(b"k", _typed(score_events.EVALUATION_COMPLETED, no_agent))),
-        _Event(_Message(b"k", _typed(score_events.INTERACTION_ANALYSIS_COMPLETED, lambda o: None))),
-        _Event(_Message(b"k", b"\xc3\x01garbage")),
+        _event(b"k", _typed(score_events.EVALUATION_COMPLETED, lambda o: None)),
+        _event(b"k", _typed(score_events.EVALUATION_COMPLETED, no_agent)),
+        _event(b"k", _typed(score_events.INTERACTION_ANALYSIS_COMPLETED, lambda o: None)),
+        _event(b"k", b"\xc3\x01garbage"),
     ]
     await rekeyer.process(batch, ack)
     assert acked == batch

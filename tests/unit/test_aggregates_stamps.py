@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from faust.types import TP
 
 from connector.settings import Settings
 from connector.streams.aggregates.install import TABLE, install_agent_scores
@@ -23,38 +21,34 @@ from connector.streams.aggregates.stamps import (
 )
 from connector.streams.aggregates.state import AgentState
 from connector.streams.app import create_app
+from tests.faust_fakes import FakeEvent, FakeMessage
+
+CHANGELOG = "zc-test-agent-scores-changelog"
 
 
-@dataclass
-class _Message:
-    key: bytes | None
-    value: bytes | None
-    partition: int = 0
-    offset: int = 0
-    generation_id: int | None = None
-    topic: str = "zc-test-agent-scores-changelog"
-
-    @property
-    def tp(self) -> TP:
-        return TP(self.topic, self.partition)
-
-
-@dataclass(eq=False)
-class _Event:
-    message: _Message
-
-    @property
-    def key(self) -> bytes | None:
-        return self.message.key
-
-    @property
-    def value(self) -> bytes | None:
-        return self.message.value
+def _event(
+    key: bytes | None,
+    value: bytes | None,
+    partition: int = 0,
+    offset: int = 0,
+    *,
+    generation_id: int | None = None,
+) -> FakeEvent:
+    """A record of the agent-scores table's changelog."""
+    message = FakeMessage(
+        key=key,
+        value=value,
+        topic=CHANGELOG,
+        partition=partition,
+        offset=offset,
+        generation_id=generation_id,
+    )
+    return FakeEvent(message)
 
 
-def _record(key: bytes, stamp: Stamp | None, body: bytes, offset: int = 0) -> _Event:
+def _record(key: bytes, stamp: Stamp | None, body: bytes, offset: int = 0) -> FakeEvent:
     value = stamped(stamp, body) if stamp is not None else body
-    return _Event(_Message(key, value, 0, offset))
+    return _event(key, value, 0, offset)
 
 
 def test_a_stamp_frames_the_state_and_is_read_back() -> None:
@@ -94,9 +88,9 @@ def test_the_next_stamp_never_goes_back_in_offset() -> None:
 
 
 def test_the_generation_of_a_batch_is_its_oldest() -> None:
-    events = [_Event(_Message(b"a", b"", generation_id=g)) for g in (5, 4, 6)]
+    events = [_event(b"a", b"", generation_id=g) for g in (5, 4, 6)]
     assert generation_of(events) == 4
-    refetched = [_Event(_Message(b"a", b""))]  # records read again carry no generation
+    refetched = [_event(b"a", b"")]  # records read again carry no generation
     assert generation_of(refetched) == NO_GENERATION
     assert generation_of(events + refetched) == 4
 
@@ -133,30 +127,24 @@ def test_the_stamped_table_skips_stale_records_when_it_restores(tmp_path: Path, 
     old = stamped(Stamp(7, 30), AgentState("old").to_bytes())
     good = stamped(Stamp(8, 40), AgentState("good").to_bytes())
     stale = stamped(Stamp(7, 38), AgentState("stale").to_bytes())
-    table.apply_changelog_batch(
-        [_Event(_Message(b"a", good, 1, 10)), _Event(_Message(b"b", good, 0, 11))]
-    )
+    table.apply_changelog_batch([_event(b"a", good, 1, 10), _event(b"b", good, 0, 11)])
     # the stale record comes in a later batch: compared with what the store holds
-    table.apply_changelog_batch([_Event(_Message(b"a", stale, 1, 12))])
+    table.apply_changelog_batch([_event(b"a", stale, 1, 12)])
     assert table.data[b"a"] == good
     assert table.stale_keys == {b"a": 1}  # its last record is stale: to be written again
     table.repaired([b"a"])
     assert table.stale_keys == {}
     # the same in one batch (a restore from scratch)
-    table.apply_changelog_batch(
-        [_Event(_Message(b"c", good, 0, 14)), _Event(_Message(b"c", stale, 0, 15))]
-    )
+    table.apply_changelog_batch([_event(b"c", good, 0, 14), _event(b"c", stale, 0, 15)])
     assert table.data[b"c"] == good and table.stale_keys == {b"c": 0}
     table.repaired([b"c"])
     # a restore over the held states (a memory table at a rebalance): the older records are
     # skipped until the held state's own record, which is not stale: nothing to write again
-    table.apply_changelog_batch(
-        [_Event(_Message(b"b", old, 0, 0)), _Event(_Message(b"b", good, 0, 11))]
-    )
+    table.apply_changelog_batch([_event(b"b", old, 0, 0), _event(b"b", good, 0, 11)])
     assert table.data[b"b"] == good and table.stale_keys == {}
-    table.apply_changelog_batch([_Event(_Message(b"b", old, 0, 0))])
+    table.apply_changelog_batch([_event(b"b", old, 0, 0)])
     assert table.stale_keys == {b"b": 0}
     # without stamps the last record wins, as in any Faust table
-    table.apply_changelog_batch([_Event(_Message(b"b", AgentState("plain").to_bytes(), 0, 13))])
+    table.apply_changelog_batch([_event(b"b", AgentState("plain").to_bytes(), 0, 13)])
     assert AgentState.from_bytes(table.data[b"b"]).agent == "plain"
     assert table.stale_keys == {}

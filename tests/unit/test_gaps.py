@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -24,26 +23,23 @@ from connector.streams.gaps import (
     refill,
     settle,
 )
+from tests.faust_fakes import FakeEvent, FakeMessage
 
 
-@dataclass
-class _Message:
-    partition: int
-    offset: int
-    generation_id: int | None = 1
-    topic: str = "t"
+def _event(
+    partition: int, offset: int, generation_id: int | None = 1, topic: str = "t"
+) -> FakeEvent:
+    message = FakeMessage(
+        partition=partition, offset=offset, generation_id=generation_id, topic=topic
+    )
+    return FakeEvent(message)
 
 
-@dataclass(eq=False)
-class _Event:
-    message: _Message
+def _events(*offsets: int, partition: int = 0, generation: int | None = 1) -> list[FakeEvent]:
+    return [_event(partition, o, generation) for o in offsets]
 
 
-def _events(*offsets: int, partition: int = 0, generation: int | None = 1) -> list[_Event]:
-    return [_Event(_Message(partition, o, generation)) for o in offsets]
-
-
-def _observe(gaps: OffsetGaps, events: list[_Event]) -> list[Gap]:
+def _observe(gaps: OffsetGaps, events: list[FakeEvent]) -> list[Gap]:
     return gaps.observe(e.message for e in events)
 
 
@@ -66,7 +62,7 @@ def test_partitions_and_topics_are_counted_apart_and_order_inside_a_batch_does_n
     first = _events(3, 1, 2) + _events(7, partition=1)
     assert _observe(gaps, first) == []
     later = _events(4, partition=0) + _events(9, partition=1)
-    later += [_Event(_Message(1, 100, topic="other"))]
+    later += [_event(1, 100, topic="other")]
     assert _observe(gaps, later) == [Gap("t", 1, 8, 9)]
 
 

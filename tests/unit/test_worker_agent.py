@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -22,27 +22,22 @@ from connector.streams.gaps import Gap, Record
 from connector.streams.metrics import WorkerMetrics
 from connector.streams.pipeline import Router
 from connector.topics import TopicNames
+from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()
 EVALUATION = "quality_management.evaluation_completed"
 TOPICS = TopicNames("zoom")
 CODEC = EventCodec()
+T_RAW = 1_700_000_000.0
+"""When the raw records were written (seconds)."""
 
 
-@dataclass
-class _Message:
-    partition: int
-    offset: int
-    value: bytes
-    timestamp: float = 1_700_000_000.0
-    topic: str = "zoom.webhooks.raw"
-    key: bytes = b"k"
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Event:
-    message: _Message
+def _event(partition: int, offset: int, value: bytes, timestamp: float = T_RAW) -> FakeEvent:
+    """A record of the raw topic."""
+    message = FakeMessage(
+        topic=TOPICS.raw, partition=partition, offset=offset, value=value, timestamp=timestamp
+    )
+    return FakeEvent(message)
 
 
 @dataclass
@@ -87,11 +82,11 @@ class _Sender:
 
 class _Acks:
     def __init__(self, sender: _Sender) -> None:
-        self.acked: list[_Event] = []
+        self.acked: list[FakeEvent] = []
         self.delivered_when_acked: list[int] = []
         self._sender = sender
 
-    async def __call__(self, event: _Event) -> None:
+    async def __call__(self, event: FakeEvent) -> None:
         self.acked.append(event)
         self.delivered_when_acked.append(len(self._sender.delivered))
 
@@ -107,8 +102,8 @@ def _agent(
     return agent, store, metrics
 
 
-def _events(*bodies: bytes, partition: int = 0, first_offset: int = 0) -> list[_Event]:
-    return [_Event(_Message(partition, first_offset + i, body)) for i, body in enumerate(bodies)]
+def _events(*bodies: bytes, partition: int = 0, first_offset: int = 0) -> list[FakeEvent]:
+    return [_event(partition, first_offset + i, body) for i, body in enumerate(bodies)]
 
 
 def _evaluation(event_ts: int = 1626230691572) -> bytes:
@@ -165,7 +160,7 @@ async def test_the_same_body_beyond_the_retention_is_written_again_even_in_one_b
     agent, store, _ = _agent(sender)
     body = _evaluation()
     late = 1_700_000_000.0 + 2 * 3600 + 1  # seconds: 2 h + 1 s after the first
-    events = [_Event(_Message(0, 0, body)), _Event(_Message(0, 1, body, timestamp=late))]
+    events = [_event(0, 0, body), _event(0, 1, body, timestamp=late)]
     await agent.process(events, _Acks(sender))
     assert len(sender.sent) == 2
     assert list(store.values()) == [[round(late * 1000), 0]]
@@ -245,7 +240,7 @@ async def test_metrics_render_as_prometheus_text() -> None:
 
 
 def test_processing_makes_the_event_faust_current() -> None:
-    event = _Event(_Message(3, 0, b""))
+    event = _event(3, 0, b"")
     assert faust.current_event() is None
     with processing(event):
         assert faust.current_event() is event
