@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # Batches taken from the raw topic: at most this many records, waiting at most this long.
     worker_batch_size: int = Field(default=500, ge=1)
     worker_batch_seconds: float = Field(default=0.2, gt=0)
+    # What the broker waits for before answering the worker's fetch (streams.fetching): this many
+    # bytes, or this many milliseconds. Faust's own: 1 byte, 1500 ms (a fetch per record or two).
+    worker_fetch_min_bytes: int = Field(default=65536, ge=1)
+    worker_fetch_max_wait_ms: int = Field(default=20, ge=0)
     # How long a retry of an event is recognised (in raw record time); Zoom retries for ~90 min.
     worker_dedup_retention_seconds: int = Field(default=2 * 3600, ge=1)
     worker_dedup_purge_interval_seconds: float = Field(default=60.0, gt=0)

@@ -24,6 +24,8 @@ Faust settings chosen here:
   (fewer, larger produce requests) but hold writes back, and a worker frozen while holding back an
   aggregate state write sends it after it thaws, past the freeze fence (:mod:`.fence`; restores
   skip it by its stamp, :mod:`.aggregates.stamps`, but ``agent_scores`` holds it until repaired);
+* consumer fetches held by the broker until ``WORKER_FETCH_MIN_BYTES`` (64 KiB) or
+  ``WORKER_FETCH_MAX_WAIT_MS`` (20 ms), not answered per record (:mod:`.fetching`);
 * web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
 * raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
 """
@@ -54,6 +56,7 @@ from connector.streams.commits import CommitKeeper
 from connector.streams.credentials import broker_credentials, broker_urls
 from connector.streams.dead_letters import Headers
 from connector.streams.dedup import DedupIndex
+from connector.streams.fetching import Fetching, WorkerApp
 from connector.streams.gaps import Refetcher
 from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.streams.pipeline import Router
@@ -111,8 +114,9 @@ def create_app(
     codec = codec or EventCodec()
     partitions = raw_partitions or settings.topic_partitions
     data_dir = Path(settings.worker_data_dir) if settings.worker_data_dir else default_data_dir()
-    app = faust.App(
+    app = WorkerApp(
         settings.worker_id,
+        fetching=Fetching(settings.worker_fetch_min_bytes, settings.worker_fetch_max_wait_ms),
         broker=broker_urls(settings),
         broker_credentials=broker_credentials(settings),
         store=settings.worker_store,
