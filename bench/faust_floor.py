@@ -10,10 +10,10 @@ deduplication, metrics or aggregates. Its rate is the most a worker built on Fau
 reach on this machine: the pipeline's figure read against it separates what Faust costs from what
 the connector's own work costs.
 
-``--floor librdkafka`` keeps Faust's stream for reading and writes with the source's
-librdkafka producer (:class:`connector.source.producer.KafkaDurableProducer`, ``acks=all``,
-idempotent) instead of Faust's aiokafka producer: the most a worker could reach that keeps Faust
-agents on the raw topic (the product's design) and moves only the writes off Faust.
+``--floor librdkafka`` keeps Faust's stream for reading and writes with a confluent-kafka
+(librdkafka) producer configured as the source's (:func:`connector.source.producer.producer_config`:
+``acks=all``, idempotent) instead of Faust's aiokafka producer: the most a worker could reach that
+keeps Faust agents on the raw topic (the product's design) and moves only the writes off Faust.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def _install(app: faust.App, context: WorkerContext, *, writer: str) -> None:
     out = app.topic(topics.dlq, key_serializer="raw", value_serializer="raw")
 
     if writer == "librdkafka":
-        write = _librdkafka_writer(app, context)
+        write = _librdkafka_writer(context)
     else:
 
         async def write(messages: list[Any]) -> None:
@@ -69,9 +69,7 @@ def _install(app: faust.App, context: WorkerContext, *, writer: str) -> None:
                 await stream.ack(event)
 
 
-def _librdkafka_writer(
-    app: faust.App, context: WorkerContext
-) -> Callable[[list[Any]], Awaitable[None]]:
+def _librdkafka_writer(context: WorkerContext) -> Callable[[list[Any]], Awaitable[None]]:
     """Hand a batch to a librdkafka producer at once, then wait (in a thread) until Kafka
     acknowledged all of it: the cheapest way to write a batch durably from the event loop."""
     dlq = context.topics.dlq

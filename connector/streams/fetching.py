@@ -6,9 +6,9 @@ record lands in any partition the worker reads (the raw topic, the typed topics 
 read, the internal score-event topic), so at a few hundred events per second the consumer thread
 sends a fetch request, listing every assigned partition, for every record or two, and decodes
 every answer in Python. That loop, not the records, was most of the worker's CPU at low rates:
-0.37 of a core at 100 raw records/s and 0.95 at 500/s, against 0.23 and 0.61 when the broker
-holds a fetch until 64 KiB or 20 ms (the worker fed at a fixed rate, its CPU read from ``/proc``;
-the end-to-end benchmark shows the same, README *Benchmarks*).
+0.37 of a core at 100 raw records/s and 0.95 at 500/s, against 0.23 and 0.61-0.65 when the
+broker holds a fetch until 64 KiB or 20 ms (the worker fed at a fixed rate, its CPU read from
+``/proc``; the end-to-end benchmark shows the same, README *Benchmarks*).
 
 :class:`WorkerApp` is a ``faust.App`` whose transport builds that consumer with
 ``WORKER_FETCH_MIN_BYTES`` and ``WORKER_FETCH_MAX_WAIT_MS`` (:class:`Fetching`). What it costs: at
