@@ -33,8 +33,8 @@ from connector.source import keys
 from connector.source.app import RECEIVED_AT_HEADER
 from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, TRACKING_ID_HEADER
 from connector.spec import WebhookCatalog, load_catalog
-from connector.streams import dead_letters
-from connector.streams.identity import EVENT_ID_HEADER, IDENTITY_FIELDS
+from connector.worker import dead_letters
+from connector.worker.identity import EVENT_ID_HEADER, IDENTITY_FIELDS
 from connector.topics import TopicNames
 
 ASYNCAPI_VERSION: Final = "3.0.0"

@@ -92,11 +92,11 @@ class Settings(BaseSettings):
     # How long the worker's producer waits to fill a batch before sending (Faust's producer_linger).
     # Fewer, larger produce requests cost less CPU (5 ms: worker CPU per event -6 %, noisy), but a
     # write held back is one a worker frozen right then sends after it thaws, past the freeze fence
-    # (connector.streams.fence; restores skip the stale state by its stamp, but agent_scores holds
+    # (connector.worker.patches.fence; restores skip the stale state by its stamp, but agent_scores holds
     # it until the owner repairs it): so 0 unless you accept that.
     worker_producer_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # A partition of an input topic whose position stands still this long while records wait,
-    # the worker settled and its agents idle, is fetched again (connector.streams.stalls); 0: off.
+    # the worker settled and its agents idle, is fetched again (connector.worker.stalls); 0: off.
     worker_stall_seconds: float = Field(default=30.0, ge=0)
     # Agent score aggregates: a score event stays replaceable (by a re-score or re-analysis) for
     # this many days of the agent's event time, plus WORKER_DEDUP_RETENTION_SECONDS of lateness,

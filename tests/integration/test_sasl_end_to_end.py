@@ -40,8 +40,8 @@ from connector.kafka.local_broker import (
 )
 from connector.paths import avro_schemas_dir
 from connector.spec import load_catalog
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.identity import EVENT_ID_HEADER, event_identity
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.identity import EVENT_ID_HEADER, event_identity
 from connector.topics import TopicNames
 from tests import kafka_helpers
 

@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from connector.avro.codec import EventCodec
 from connector.settings import Settings
 from connector.spec import load_catalog
-from connector.streams.agent import DeliveryAborted
-from connector.streams.aggregates import events as score_events
-from connector.streams.aggregates.events import Evaluation
-from connector.streams.aggregates.install import (
+from connector.worker.agent import DeliveryAborted
+from connector.worker.aggregates import events as score_events
+from connector.worker.aggregates.events import Evaluation
+from connector.worker.aggregates.install import (
     AGGREGATE_AGENT,
     FORWARDED_HEADER,
     REKEY_AGENT,
@@ -40,11 +40,11 @@ from connector.streams.aggregates.install import (
     install_scores_views,
     partition_for,
 )
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.aggregates.stamps import Stamp, StampedTable, stamp_of
-from connector.streams.aggregates.state import AgentState, Retention
-from connector.streams.app import create_app
-from connector.streams.gaps import Gap, Record
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.aggregates.stamps import Stamp, StampedTable, stamp_of
+from connector.worker.aggregates.state import AgentState, Retention
+from connector.worker.app import create_app
+from connector.worker.patches.gaps import Gap, Record
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()

@@ -1,4 +1,4 @@
-"""The stall watch's decisions (connector.streams.stalls), on a fake clock."""
+"""The stall watch's decisions (connector.worker.stalls), on a fake clock."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from connector.streams.aggregates.install import AggregateMetrics, deliver
-from connector.streams.stalls import (
+from connector.worker.aggregates.install import AggregateMetrics, deliver
+from connector.worker.stalls import (
     Batch,
     Batches,
     Cause,
@@ -177,7 +177,7 @@ def test_a_batch_worked_on_too_long_is_reported_once_per_period(
         now[0] += 29.9
         assert check_batches(batches, 30, seen.append) == []
         now[0] += 0.1
-        with caplog.at_level(logging.WARNING, logger="connector.streams.stalls"):
+        with caplog.at_level(logging.WARNING, logger="connector.worker.stalls"):
             assert [b.agent for b in check_batches(batches, 30, seen.append)] == [
                 "zoom-raw-pipeline"
             ]

@@ -15,12 +15,12 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from connector.avro.codec import EventCodec
 from connector.spec import load_catalog
-from connector.streams.agent import DeliveryAborted, RawTopicAgent, processing
-from connector.streams.dead_letters import Headers
-from connector.streams.dedup import DedupIndex
-from connector.streams.gaps import Gap, Record
-from connector.streams.metrics import WorkerMetrics
-from connector.streams.pipeline import Router
+from connector.worker.agent import DeliveryAborted, RawTopicAgent, processing
+from connector.worker.dead_letters import Headers
+from connector.worker.dedup import DedupIndex
+from connector.worker.patches.gaps import Gap, Record
+from connector.worker.metrics import WorkerMetrics
+from connector.worker.routing import Router
 from connector.topics import TopicNames
 from tests.faust_fakes import FakeEvent, FakeMessage
 

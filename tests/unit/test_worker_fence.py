@@ -1,4 +1,4 @@
-"""The freeze fence (connector.streams.fence) with a fake clock, and the aggregator behind it.
+"""The freeze fence (connector.worker.patches.fence) with a fake clock, and the aggregator behind it.
 
 What it prevents, seen against a real broker (tests/reliability/test_reliability_stalled_worker.py):
 a worker frozen with SIGSTOP past its session wrote its stale agent states after the worker that
@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connector.streams import fence as fence_module
-from connector.streams.aggregates import events as score_events
-from connector.streams.aggregates.events import Evaluation
-from connector.streams.aggregates.install import AggregateMetrics, Aggregator
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.aggregates.state import Retention
-from connector.streams.fence import FreezeGuard, release_unwritten
+from connector.worker.patches import fence as fence_module
+from connector.worker.aggregates import events as score_events
+from connector.worker.aggregates.events import Evaluation
+from connector.worker.aggregates.install import AggregateMetrics, Aggregator
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.aggregates.state import Retention
+from connector.worker.patches.fence import FreezeGuard, release_unwritten
 
 DAY = 86_400_000
 T0 = 20_000 * DAY

@@ -10,7 +10,7 @@ import pytest
 
 from connector.avro.codec import parse_event
 from connector.spec import load_catalog
-from connector.streams.identity import IDENTITY_FIELDS, event_identity
+from connector.worker.identity import IDENTITY_FIELDS, event_identity
 
 CATALOG = load_catalog()
 EVALUATION = "quality_management.evaluation_completed"

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from connector.errors import ConnectorError
-from connector.streams.aggregates.figures import evaluation_stats, interaction_stats, totals
-from connector.streams.aggregates.state import AgentState
-from connector.streams.aggregates.windows import (
+from connector.worker.aggregates.figures import evaluation_stats, interaction_stats, totals
+from connector.worker.aggregates.state import AgentState
+from connector.worker.aggregates.windows import (
     LAST_7_DAYS,
     LAST_30_DAYS,
     WINDOWS_BY_NAME,

@@ -14,12 +14,12 @@ process. Metrics:
 * ``zoom_worker_dead_letters_dropped_total``: dead letters Kafka refused for good (e.g. too large);
   logged with their raw coordinates.
 * ``zoom_worker_commits_retried_total``: offset commits Kafka refused at a rebalance while Faust
-  noted them as made, committed again (:mod:`connector.streams.commits`).
+  noted them as made, committed again (:mod:`connector.worker.patches.commits`).
 * ``zoom_worker_dedup_entries`` / ``zoom_worker_dedup_purged_total``: the deduplication table.
 * ``zoom_worker_consumer_lag{partition}``: raw records not yet processed, per raw partition this
   worker owns: where the partition's log ends minus the next offset to process (before the first
   record, the consumer's position). Measured every 2 s; the log's end is asked of the broker
-  (:mod:`connector.kafka.log_ends`, one ListOffsets request per partition), not read from the
+  (:mod:`connector.worker.patches.log_ends`, one ListOffsets request per partition), not read from the
   consumer's fetch state, which stands still for a partition the consumer stopped fetching.
 """
 
@@ -104,20 +104,20 @@ class WorkerMetrics:
             " WORKER_STALL_SECONDS, by cause (dropped, unfetched, unpositioned: fetched again;"
             " busy: the agents"
             " are slow or stuck), and agent batches worked on that long (slow_batch)"
-            " (connector.streams.stalls).",
+            " (connector.worker.stalls).",
             ["cause"],
             registry=self.registry,
         )
         self.refetched = Counter(
             "zoom_worker_raw_records_refetched",
             "Raw records the Faust stream skipped at a rebalance, read again from Kafka"
-            " (connector.streams.gaps).",
+            " (connector.worker.patches.gaps).",
             registry=self.registry,
         )
         self.commits_retried = Counter(
             "zoom_worker_commits_retried",
             "Offset commits Kafka refused at a rebalance while Faust noted them as made,"
-            " committed again (connector.streams.commits).",
+            " committed again (connector.worker.patches.commits).",
             registry=self.registry,
         )
         self.dedup_entries = Gauge(

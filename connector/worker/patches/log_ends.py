@@ -2,7 +2,7 @@
 
 The worker's consumer (aiokafka, under Faust) knows a partition's high watermark only from its
 own fetch responses: a partition it has stopped fetching keeps the figure of its last fetch for
-good. The lag metric and the stall watch (:mod:`connector.streams.stalls`) read that figure, so a
+good. The lag metric and the stall watch (:mod:`connector.worker.stalls`) read that figure, so a
 partition left unfetched looked caught up (lag 0, nothing waiting) while records waited in Kafka.
 :class:`LogEnds` asks the broker (ListOffsets, through librdkafka, with the cluster's security
 settings) and keeps the answers in :attr:`LogEnds.latest`.

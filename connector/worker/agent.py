@@ -1,12 +1,12 @@
 """The raw-topic agent's work on one batch: route, drop retries, write, and only then acknowledge.
 
 Delivery guarantee: at least once, correct by construction rather than by Faust's commit timing.
-The agent takes batches with :func:`~connector.streams.batches.take_available` (like Faust's
+The agent takes batches with :func:`~connector.worker.patches.batching.take_available` (like Faust's
 ``stream.noack_take``: ``stream.take`` whose events Faust does not acknowledge by itself, but
 handed over as soon as the agent is free) and, per batch:
 
-1. routes every record (:class:`~connector.streams.pipeline.Router`) and drops the retries of
-   events that already have their typed record (:class:`~connector.streams.dedup.DedupIndex`);
+1. routes every record (:class:`~connector.worker.routing.Router`) and drops the retries of
+   events that already have their typed record (:class:`~connector.worker.dedup.DedupIndex`);
 2. hands every output record to the producer at once (no await per record; aiokafka batches them),
    then awaits all their delivery futures, i.e. until Kafka acknowledged each write (``acks=all``);
    a retriable failure is retried with backoff, as long as it takes; a failure tied to the record
@@ -14,7 +14,7 @@ handed over as soon as the agent is free) and, per batch:
 3. marks the typed events seen in the deduplication table (after the write, so a crash in between
    at worst repeats a record, never loses one);
 4. acknowledges the raw records. Records Faust skipped at a rebalance (it acknowledges them
-   unprocessed, see :mod:`connector.streams.gaps`) are found by their offsets (a jump, or a first
+   unprocessed, see :mod:`connector.worker.patches.gaps`) are found by their offsets (a jump, or a first
    offset past where the group stands), read again from Kafka and processed in front of the
    batch, before it is acknowledged. Faust commits an
    offset only once every record before it is acknowledged (and flushes its producer first), so
@@ -53,11 +53,11 @@ from aiokafka.errors import (
 )
 from faust.streams import _current_event
 
-from connector.streams.dead_letters import Headers, PipelineReason, Refusal
-from connector.streams.dedup import DedupIndex
-from connector.streams.gaps import Fetcher, OffsetGaps, refill, settle
-from connector.streams.metrics import WorkerMetrics
-from connector.streams.pipeline import DeadLetter, Outcome, RawRecord, Router, TypedRecord
+from connector.worker.dead_letters import Headers, PipelineReason, Refusal
+from connector.worker.dedup import DedupIndex
+from connector.worker.patches.gaps import Fetcher, OffsetGaps, refill, settle
+from connector.worker.metrics import WorkerMetrics
+from connector.worker.routing import DeadLetter, Outcome, RawRecord, Router, TypedRecord
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class RawTopicAgent:
         """Route, write and acknowledge one batch; raises :class:`DeliveryAborted` on shutdown."""
         started = time.perf_counter()
         # Records the stream skipped at a rebalance (and acknowledged: faust-streaming's race,
-        # see connector.streams.gaps) are read again and processed in front of the batch.
+        # see connector.worker.patches.gaps) are read again and processed in front of the batch.
         received = await refill(events, self._gaps, self._refetcher)
         if len(received) > len(events):
             self._metrics.refetched.inc(len(received) - len(events))

@@ -30,7 +30,7 @@ the jumps; :class:`Refetcher` reads the missing offsets again (a plain consumer 
 partition, no group membership, nothing committed); the agent processes them with the batch,
 before acknowledging it, and then registers them with Faust's consumer (:func:`acknowledge`),
 without which faust-streaming would never commit the partition past them. The raw-topic agent
-(:mod:`connector.streams.agent`) and both stages of the aggregates use it. Processing is
+(:mod:`connector.worker.agent`) and both stages of the aggregates use it. Processing is
 idempotent, so a record that was only late, not lost, or a range another worker processed after
 all, does no harm.
 """

@@ -47,9 +47,9 @@ from typing import Any, Final, Generic, TypeVar
 import orjson
 
 from connector.errors import ConnectorError
-from connector.streams.aggregates.events import Evaluation, InteractionAnalysis, ScoreEvent
-from connector.streams.aggregates.stamps import state_bytes
-from connector.streams.aggregates.windows import day_of, oldest_kept_day
+from connector.worker.aggregates.events import Evaluation, InteractionAnalysis, ScoreEvent
+from connector.worker.aggregates.stamps import state_bytes
+from connector.worker.aggregates.windows import day_of, oldest_kept_day
 
 STATE_VERSION: Final = 1
 MISSING: Final = "-"

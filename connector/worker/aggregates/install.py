@@ -31,7 +31,7 @@ acknowledging the batch (:mod:`.gaps`).
 A worker frozen (SIGSTOP, a VM pause) past its group session comes back as a zombie holding
 records of partitions it no longer owns; its stale whole-state writes would overwrite the new
 owner's in the changelog. The aggregating agent therefore asks a fence before writing
-(:mod:`connector.streams.fence`): after a freeze it waits for the group's verdict, and when a
+(:mod:`connector.worker.patches.fence`): after a freeze it waits for the group's verdict, and when a
 rebalance has started since, a batch of records fetched before it is released unwritten and
 unacknowledged (read again after the rebalance).
 
@@ -72,8 +72,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from connector.avro.codec import EventCodec
 from connector.avro.errors import CodecError
-from connector.streams.agent import DeliveryAborted, processing
-from connector.streams.aggregates.events import (
+from connector.worker.agent import DeliveryAborted, processing
+from connector.worker.aggregates.events import (
     EVENT_TYPES,
     Attribution,
     ScoreEventError,
@@ -81,8 +81,8 @@ from connector.streams.aggregates.events import (
     encode,
     from_typed,
 )
-from connector.streams.aggregates.figures import agent_scores
-from connector.streams.aggregates.leaderboard import (
+from connector.worker.aggregates.figures import agent_scores
+from connector.worker.aggregates.leaderboard import (
     InvalidQuery,
     LeaderboardQuery,
     Ranking,
@@ -92,8 +92,8 @@ from connector.streams.aggregates.leaderboard import (
     parse_query,
     rank,
 )
-from connector.streams.aggregates.record import AgentScoresCodec, codec_for
-from connector.streams.aggregates.stamps import (
+from connector.worker.aggregates.record import AgentScoresCodec, codec_for
+from connector.worker.aggregates.stamps import (
     Stamp,
     StampedTable,
     generation_of,
@@ -101,13 +101,13 @@ from connector.streams.aggregates.stamps import (
     stamp_of,
     stamped,
 )
-from connector.streams.aggregates.state import AgentState, Retention
-from connector.streams.aggregates.windows import DAY_MS
-from connector.streams.fence import FreezeGuard, release_unwritten
-from connector.streams.gaps import Fetcher, OffsetGaps, refill, settle
+from connector.worker.aggregates.state import AgentState, Retention
+from connector.worker.aggregates.windows import DAY_MS
+from connector.worker.patches.fence import FreezeGuard, release_unwritten
+from connector.worker.patches.gaps import Fetcher, OffsetGaps, refill, settle
 
 if TYPE_CHECKING:
-    from connector.streams.app import WorkerContext
+    from connector.worker.app import WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +164,20 @@ class AggregateMetrics:
         self.fenced = Counter(
             "zoom_worker_agent_score_batches_fenced",
             "Aggregate batches released unwritten and unacknowledged: the worker had been frozen"
-            " and the group rebalanced meanwhile (connector.streams.fence).",
+            " and the group rebalanced meanwhile (connector.worker.patches.fence).",
             registry=registry,
         )
         self.refetched = Counter(
             "zoom_worker_agent_score_records_refetched",
             "Records a stream skipped (an offset gap) that the aggregates read again from Kafka,"
-            " by stage (connector.streams.gaps).",
+            " by stage (connector.worker.patches.gaps).",
             ["stage"],
             registry=registry,
         )
         self.repaired = Counter(
             "zoom_worker_agent_score_states_repaired",
             "Agent states whose last changelog record was stale (written late by a worker that"
-            " had lost the partition: connector.streams.aggregates.stamps), skipped when the"
+            " had lost the partition: connector.worker.aggregates.stamps), skipped when the"
             " table was restored and written again (changelog and agent_scores).",
             registry=registry,
         )
@@ -658,8 +658,8 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
-        help="agent id -> the agent's score aggregates (connector.streams.aggregates.state,"
-        " stamped: connector.streams.aggregates.stamps)",
+        help="agent id -> the agent's score aggregates (connector.worker.aggregates.state,"
+        " stamped: connector.worker.aggregates.stamps)",
     )
     app.tables.add(table)
     queries = ScoresQueries(app, table, partitions)

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from connector.streams.aggregates.events import is_name_key
-from connector.streams.aggregates.state import (
+from connector.worker.aggregates.events import is_name_key
+from connector.worker.aggregates.state import (
     QUEUE_LABEL,
     AgentState,
     C,
@@ -43,7 +43,7 @@ from connector.streams.aggregates.state import (
     T,
     mean,
 )
-from connector.streams.aggregates.windows import WINDOWS, Window, day_of, iso_day
+from connector.worker.aggregates.windows import WINDOWS, Window, day_of, iso_day
 
 KEY_KIND_USER_ID: Final = "user_id"
 KEY_KIND_AGENT_NAME: Final = "agent_name"

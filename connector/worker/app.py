@@ -4,14 +4,14 @@
 read from the environment here) and runs each *installer* on it. An installer adds agents, tables,
 timers or web views for one feature and gets the shared pieces in a :class:`WorkerContext`; the
 raw-topic pipeline (:func:`install_pipeline`) and the metrics view (:func:`install_metrics_view`)
-are the first two, the agent score aggregates (:mod:`connector.streams.aggregates`) the third;
+are the first two, the agent score aggregates (:mod:`connector.worker.aggregates`) the third;
 later features append theirs to :data:`INSTALLERS`.
 
 Faust settings chosen here:
 
 * broker: ``KAFKA_BOOTSTRAP_SERVERS`` as ``kafka://`` URLs, credentials from the
   ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*`` settings
-  (:mod:`connector.streams.credentials`);
+  (:mod:`connector.worker.credentials`);
 * app id (the consumer group, and the prefix of table changelog topics): ``WORKER_ID``;
 * ``processing_guarantee="at_least_once"`` (Faust's default; its ``exactly_once`` has open bugs,
   faust-streaming issues 517, 323, 440), producer ``acks=all``, consumers start at the earliest
@@ -46,21 +46,21 @@ import faust
 
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
-from connector.kafka.log_ends import LogEnds, furthest
+from connector.worker.patches.log_ends import LogEnds, furthest
 from connector.settings import Settings
-from connector.streams import stalls
-from connector.streams.agent import DeliveryAborted, RawTopicAgent
-from connector.streams.aggregates.install import install_agent_scores
-from connector.streams.batches import take_available
-from connector.streams.commits import CommitKeeper
-from connector.streams.credentials import broker_credentials, broker_urls
-from connector.streams.dead_letters import Headers
-from connector.streams.dedup import DedupIndex
-from connector.streams.fetching import Fetching, WorkerApp
-from connector.streams.gaps import Refetcher
-from connector.streams.metrics import CONTENT_TYPE, WorkerMetrics
-from connector.streams.pipeline import Router
-from connector.streams.stalls import Batches, FaustPartitions, StallWatch
+from connector.worker import stalls
+from connector.worker.agent import DeliveryAborted, RawTopicAgent
+from connector.worker.aggregates.install import install_agent_scores
+from connector.worker.patches.batching import take_available
+from connector.worker.patches.commits import CommitKeeper
+from connector.worker.credentials import broker_credentials, broker_urls
+from connector.worker.dead_letters import Headers
+from connector.worker.dedup import DedupIndex
+from connector.worker.patches.fetching import Fetching, WorkerApp
+from connector.worker.patches.gaps import Refetcher
+from connector.worker.metrics import CONTENT_TYPE, WorkerMetrics
+from connector.worker.routing import Router
+from connector.worker.stalls import Batches, FaustPartitions, StallWatch
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def create_app(
 
 
 class _TopicSender:
-    """:class:`~connector.streams.agent.Sender` over Faust topics of raw bytes."""
+    """:class:`~connector.worker.agent.Sender` over Faust topics of raw bytes."""
 
     def __init__(self, app: faust.App, names: Sequence[str]) -> None:
         self._topics = {
@@ -291,7 +291,7 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
 
 def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     """The timer that finds input partitions left unread and fetches them again
-    (:mod:`connector.streams.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
+    (:mod:`connector.worker.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
     read-only page ``GET /partitions`` (whether the watch is on or off)."""
     partitions = FaustPartitions(app, context.log_ends, context.refetcher.start_offsets)
 
@@ -351,7 +351,7 @@ def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
 
 def install_commit_keeper(app: faust.App, context: WorkerContext) -> None:
     """Offsets Faust noted as committed although Kafka refused the commit at a rebalance are
-    committed again (:mod:`connector.streams.commits`)."""
+    committed again (:mod:`connector.worker.patches.commits`)."""
     keeper = CommitKeeper(app.consumer, on_retried=context.metrics.commits_retried.inc)
     keeper.install()
     when_revoked(app, keeper.forget)

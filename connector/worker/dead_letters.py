@@ -19,7 +19,7 @@ header                         value (UTF-8)
 ``zoom-dlq-source-partition``  partition (decimal)
 ``zoom-dlq-source-offset``     and offset (decimal)
 ``zoom-dlq-failed-at``         when the worker refused it, epoch milliseconds (decimal)
-``zoom-event-id``              the event's identity (:mod:`connector.streams.identity`)
+``zoom-event-id``              the event's identity (:mod:`connector.worker.identity`)
 =============================  =====================================================================
 
 Headers of the original record with these names are dropped (a dead letter replayed and refused
@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Final
 
 from connector.avro.errors import Reason
-from connector.streams.identity import EVENT_ID_HEADER
+from connector.worker.identity import EVENT_ID_HEADER
 
 Headers = list[tuple[str, bytes]]
 

@@ -1,7 +1,7 @@
 """Routing one raw webhook record: a typed Avro record, or a dead letter saying why.
 
 :meth:`Router.route` is a plain function of the record (no Kafka, no clock but the one given), so
-every routing rule is unit-tested without a broker. The agent (:mod:`connector.streams.agent`)
+every routing rule is unit-tested without a broker. The agent (:mod:`connector.worker.agent`)
 feeds it the raw topic, drops duplicates, writes what it returns and acknowledges the raw record
 only once Kafka has stored that.
 
@@ -10,10 +10,10 @@ A raw record (``zoom.webhooks.raw``) becomes:
 * a typed record on ``<prefix>.<event type>``, e.g. ``zoom.quality_management.evaluation_completed``,
   when the body parses, names a known event type and fits that type's Avro schema. Its value is the
   Avro record framed by the codec (single-object encoding, or the Confluent wire format with a
-  schema registry); its headers are ``zoom-event-id`` (:mod:`connector.streams.identity`) and,
+  schema registry); its headers are ``zoom-event-id`` (:mod:`connector.worker.identity`) and,
   copied when present, Zoom's ``x-zm-trackingid`` and the source's ``zoom-connector-received-at``;
   its timestamp is the raw record's (when the source received the webhook).
-* otherwise a dead letter on ``<prefix>.webhooks.dlq`` (:mod:`connector.streams.dead_letters`).
+* otherwise a dead letter on ``<prefix>.webhooks.dlq`` (:mod:`connector.worker.dead_letters`).
   That includes a body whose ``event`` names the wrong type, such as Zoom's published
   ``evaluation_completed`` example, which says ``interaction_analysis_completed``: it is checked
   against the type it names and refused (``missing_required_field`` at
@@ -53,14 +53,14 @@ from connector.avro.errors import CodecError, EventValidationError
 from connector.source.app import RECEIVED_AT_HEADER
 from connector.source.keys import raw_record_key
 from connector.source.signature import TRACKING_ID_HEADER
-from connector.streams.dead_letters import (
+from connector.worker.dead_letters import (
     Headers,
     Origin,
     PipelineReason,
     Refusal,
     dead_letter_headers,
 )
-from connector.streams.identity import EVENT_ID_HEADER, event_identity
+from connector.worker.identity import EVENT_ID_HEADER, event_identity
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from connector.kafka.log_ends import LogEnds, furthest
+from connector.worker.patches.log_ends import LogEnds, furthest
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class Batches:
 
 GroupOffsets = Callable[[Sequence[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]
 """Where the worker's group stands on partitions: committed offset, or the log's start
-(:meth:`connector.streams.gaps.Refetcher.start_offsets`)."""
+(:meth:`connector.worker.patches.gaps.Refetcher.start_offsets`)."""
 
 
 class FaustPartitions:

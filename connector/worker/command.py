@@ -18,7 +18,7 @@ from connector.avro.framing import ConfluentFraming
 from connector.errors import ConfigurationError
 from connector.kafka.admin import partition_counts
 from connector.settings import Settings
-from connector.streams.app import create_app
+from connector.worker.app import create_app
 from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ next turn of the event loop: well under a millisecond on an idle loop), or a gro
 longer than ``settle`` to answer. A producer linger (``WORKER_PRODUCER_LINGER_MS``) holds every
 write back for that long and widens this window accordingly, which is why it is 0 by default. A
 stale state that escapes through the window is skipped wherever the table is restored, by its
-stamp (:mod:`connector.streams.aggregates.stamps`).
+stamp (:mod:`connector.worker.aggregates.stamps`).
 """
 
 from __future__ import annotations
