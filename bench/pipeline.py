@@ -74,8 +74,8 @@ def _aggregates_caught_up(
         return None
     import time
 
-    from connector.worker.aggregates.events import EVENT_TYPES
     from connector.topics import TopicNames
+    from connector.worker.aggregates.events import EVENT_TYPES
 
     names = TopicNames(prefix)
     topics = [events_topic_name(worker_id(prefix)), *(names.typed(t) for t in EVENT_TYPES)]

@@ -8,7 +8,7 @@ Routes:
   (3) the Zoom signature and timestamp (401, see :mod:`connector.source.signature`); (4) the body
   must be a JSON object with a string ``event`` (400). Then ``endpoint.url_validation`` is answered,
   and every other event, known or not, is written byte for byte to the raw topic with Zoom's headers
-  and the receive time as record headers, keyed by :func:`connector.source.keys.raw_record_key`.
+  and the receive time as record headers, keyed by :func:`connector.wire.raw_record_key`.
   The answer is 200 only after the cluster acknowledged the write, 503 when it could not within
   ``SOURCE_PRODUCE_TIMEOUT_SECONDS`` (Zoom then retries).
 * ``GET /healthz``: 200 while the process serves. ``GET /readyz``: 200 when Kafka is reachable,
@@ -34,24 +34,25 @@ from aiohttp.hdrs import TRANSFER_ENCODING
 from connector.errors import ConfigurationError
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
-from connector.source.keys import raw_record_key
 from connector.source.metrics import CONTENT_TYPE, SourceMetrics
 from connector.source.producer import DurableProducer, KafkaDurableProducer, ProduceError
 from connector.source.signature import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    TRACKING_ID_HEADER,
     URL_VALIDATION_EVENT,
     SignatureError,
     url_validation_response,
     verify,
 )
 from connector.topics import TopicNames
+from connector.wire import (
+    RECEIVED_AT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TRACKING_ID_HEADER,
+    raw_record_key,
+)
 
 log = logging.getLogger(__name__)
 
-RECEIVED_AT_HEADER: Final = "zoom-connector-received-at"
-"""Record header: when the source received the request, epoch milliseconds as ASCII digits."""
 FORWARDED_HEADERS: Final = (TIMESTAMP_HEADER, SIGNATURE_HEADER, TRACKING_ID_HEADER)
 """Zoom's request headers copied to the record, each when present."""
 

@@ -55,8 +55,8 @@ from faust.streams import _current_event
 
 from connector.worker.dead_letters import Headers, PipelineReason, Refusal
 from connector.worker.dedup import DedupIndex
-from connector.worker.patches.gaps import Fetcher, OffsetGaps, refill, settle
 from connector.worker.metrics import WorkerMetrics
+from connector.worker.patches.gaps import Fetcher, OffsetGaps, refill, settle
 from connector.worker.routing import DeadLetter, Outcome, RawRecord, Router, TypedRecord
 
 log = logging.getLogger(__name__)

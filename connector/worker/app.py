@@ -46,22 +46,22 @@ import faust
 
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import max_record_bytes
-from connector.worker.patches.log_ends import LogEnds, furthest
 from connector.settings import Settings
+from connector.topics import TopicNames
 from connector.worker import stalls
 from connector.worker.agent import DeliveryAborted, RawTopicAgent
 from connector.worker.aggregates.install import install_agent_scores
-from connector.worker.patches.batching import take_available
-from connector.worker.patches.commits import CommitKeeper
 from connector.worker.credentials import broker_credentials, broker_urls
 from connector.worker.dead_letters import Headers
 from connector.worker.dedup import DedupIndex
+from connector.worker.metrics import CONTENT_TYPE, WorkerMetrics
+from connector.worker.patches.batching import take_available
+from connector.worker.patches.commits import CommitKeeper
 from connector.worker.patches.fetching import Fetching, WorkerApp
 from connector.worker.patches.gaps import Refetcher
-from connector.worker.metrics import CONTENT_TYPE, WorkerMetrics
+from connector.worker.patches.log_ends import LogEnds, furthest
 from connector.worker.routing import Router
 from connector.worker.stalls import Batches, FaustPartitions, StallWatch
-from connector.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

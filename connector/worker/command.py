@@ -18,8 +18,8 @@ from connector.avro.framing import ConfluentFraming
 from connector.errors import ConfigurationError
 from connector.kafka.admin import partition_counts
 from connector.settings import Settings
-from connector.worker.app import create_app
 from connector.topics import TopicNames
+from connector.worker.app import create_app
 
 log = logging.getLogger(__name__)
 

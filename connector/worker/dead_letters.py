@@ -34,7 +34,7 @@ from enum import StrEnum
 from typing import Final
 
 from connector.avro.errors import Reason
-from connector.worker.identity import EVENT_ID_HEADER
+from connector.wire import EVENT_ID_HEADER
 
 Headers = list[tuple[str, bytes]]
 

@@ -8,7 +8,7 @@ at-least-once processing lets through (a record written again after a worker cra
 
 The identity is derived from the body only:
 
-* For the event types below it is the event type, the ids of the thing the event is about, and
+* For the event types whose identity paths :data:`connector.wire.EVENT_PATHS` lists it is the event type, the ids of the thing the event is about, and
   ``event_ts`` (when Zoom says the event happened)::
 
       quality_management.evaluation_completed/evaluation_id=0e73.../event_ts=1626230691572
@@ -43,26 +43,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
-EVENT_ID_HEADER: Final = "zoom-event-id"
-"""Record header carrying :func:`event_identity` on typed and dead-letter records."""
-
-_QM: Final = "quality_management"
-_RA: Final = "revenue_accelerator"
-
-# event type -> paths below payload.object of the ids that, with event_ts, identify one event.
-IDENTITY_FIELDS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
-    f"{_QM}.evaluation_completed": (("evaluation_id",),),
-    f"{_QM}.interaction_analysis_completed": (("interaction_info", "interaction_id"),),
-    f"{_RA}.conversation_analysis_completed": (("conversation_id",),),
-    f"{_RA}.post_comment_completed": (("conversation_id",), ("comment_id",)),
-    f"{_RA}.playlist_create": (("playlist_id",),),
-    f"{_RA}.playlist_delete": (("playlist_id",),),
-    f"{_RA}.playlist_add_moment": (("playlist_id",), ("moment_id",)),
-    f"{_RA}.playlist_remove_moment": (("playlist_id",), ("moment_id",)),
-}
+from connector.wire import EVENT_PATHS, id_text, value_at
 
 
 def event_identity(event: Mapping[str, Any] | None, body: bytes) -> str:
@@ -86,18 +70,17 @@ def canonical_json_sha256(event: Mapping[str, Any]) -> str:
 
 def _identifying_parts(event: Mapping[str, Any]) -> list[str] | None:
     event_type = event.get("event")
-    paths = IDENTITY_FIELDS.get(event_type) if isinstance(event_type, str) else None
+    known = EVENT_PATHS.get(event_type) if isinstance(event_type, str) else None
     event_ts = event.get("event_ts")
     payload = event.get("payload")
-    if paths is None or not _is_integer(event_ts) or not isinstance(payload, Mapping):
+    if known is None or not known.identity or not _is_integer(event_ts):
+        return None
+    if not isinstance(payload, Mapping):
         return None
     obj = payload.get("object")
     parts = []
-    for path in paths:
-        value: Any = obj
-        for name in path:
-            value = value.get(name) if isinstance(value, Mapping) else None
-        text = _id_text(value)
+    for path in known.identity:
+        text = id_text(value_at(obj, path))
         if text is None:
             return None
         parts.append(f"{path[-1]}={quote(text, safe='')}")
@@ -107,11 +90,3 @@ def _identifying_parts(event: Mapping[str, Any]) -> list[str] | None:
 
 def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _id_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value or None
-    if _is_integer(value):
-        return str(value)
-    return None

@@ -21,7 +21,7 @@ A raw record (``zoom.webhooks.raw``) becomes:
   with reason ``internal_error``: a record the worker cannot handle never blocks its partition.
 
 Typed topic keys: the id of the thing the event is about, as chosen for the raw topic's key by
-:func:`connector.source.keys.raw_record_key`, without its ``<field>:`` prefix (so consumers join on
+:func:`connector.wire.raw_record_key`, without its ``<field>:`` prefix (so consumers join on
 the bare id):
 
 ================================================================  ==============================
@@ -50,9 +50,8 @@ from typing import Any, Final
 
 from connector.avro.codec import EventCodec, parse_event
 from connector.avro.errors import CodecError, EventValidationError
-from connector.source.app import RECEIVED_AT_HEADER
-from connector.source.keys import raw_record_key
-from connector.source.signature import TRACKING_ID_HEADER
+from connector.topics import TopicNames
+from connector.wire import EVENT_ID_HEADER, RECEIVED_AT_HEADER, TRACKING_ID_HEADER, raw_record_key
 from connector.worker.dead_letters import (
     Headers,
     Origin,
@@ -60,8 +59,7 @@ from connector.worker.dead_letters import (
     Refusal,
     dead_letter_headers,
 )
-from connector.worker.identity import EVENT_ID_HEADER, event_identity
-from connector.topics import TopicNames
+from connector.worker.identity import event_identity
 
 log = logging.getLogger(__name__)
 

@@ -42,12 +42,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
-from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
+from connector.topics import TopicNames
+from connector.wire import raw_record_key
 from connector.worker.aggregates.install import FORWARDED_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.patches.gaps import Gap, Refetcher
-from connector.topics import TopicNames
 from tests.unit.test_registry import FakeSchemaRegistry
 
 pytestmark = pytest.mark.kafka

@@ -15,13 +15,13 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from connector.avro.codec import EventCodec
 from connector.spec import load_catalog
+from connector.topics import TopicNames
 from connector.worker.agent import DeliveryAborted, RawTopicAgent, processing
 from connector.worker.dead_letters import Headers
 from connector.worker.dedup import DedupIndex
-from connector.worker.patches.gaps import Gap, Record
 from connector.worker.metrics import WorkerMetrics
+from connector.worker.patches.gaps import Gap, Record
 from connector.worker.routing import Router
-from connector.topics import TopicNames
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connector.worker.patches import fence as fence_module
 from connector.worker.aggregates import events as score_events
 from connector.worker.aggregates.events import Evaluation
 from connector.worker.aggregates.install import AggregateMetrics, Aggregator
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.aggregates.state import Retention
+from connector.worker.patches import fence as fence_module
 from connector.worker.patches.fence import FreezeGuard, release_unwritten
 
 DAY = 86_400_000

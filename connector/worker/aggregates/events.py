@@ -39,10 +39,13 @@ from typing import Any, Final
 import orjson
 
 from connector.errors import ConnectorError
+from connector.wire import EVENT_PATHS, QM, value_at
 
-EVALUATION_COMPLETED: Final = "quality_management.evaluation_completed"
-INTERACTION_ANALYSIS_COMPLETED: Final = "quality_management.interaction_analysis_completed"
+EVALUATION_COMPLETED: Final = f"{QM}.evaluation_completed"
+INTERACTION_ANALYSIS_COMPLETED: Final = f"{QM}.interaction_analysis_completed"
 EVENT_TYPES: Final = (EVALUATION_COMPLETED, INTERACTION_ANALYSIS_COMPLETED)
+_EVALUATION_ID: Final = EVENT_PATHS[EVALUATION_COMPLETED].key
+_INTERACTION_ID: Final = EVENT_PATHS[INTERACTION_ANALYSIS_COMPLETED].key
 
 AGENT_NAME_PREFIX: Final = "name:"
 """Key prefix of agents known only by name (interaction analyses)."""
@@ -147,7 +150,7 @@ def from_typed(event_type: str, datum: Mapping[str, Any]) -> tuple[ScoreEvent | 
 
 def _evaluation(obj: Mapping[str, Any], event_ts: int) -> tuple[Evaluation | None, Attribution]:
     agent, attribution = evaluation_agent(obj)
-    evaluation_id = _text(obj.get("evaluation_id"))
+    evaluation_id = _text(value_at(obj, _EVALUATION_ID))
     if agent is None or evaluation_id is None:
         return None, Attribution.UNATTRIBUTED
     info = obj.get("agent_info")
@@ -172,7 +175,7 @@ def _interaction(
     info = obj.get("interaction_info")
     info = info if isinstance(info, Mapping) else {}
     name = _text(info.get("agent_name"))
-    interaction_id = _text(info.get("interaction_id"))
+    interaction_id = _text(value_at(obj, _INTERACTION_ID))
     if name is None or interaction_id is None:
         return None, Attribution.UNATTRIBUTED
     summary = obj.get("summary")

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
+from connector.wire import raw_record_key
 
 QM = "quality_management"
 RA = "revenue_accelerator"
