@@ -31,7 +31,7 @@ from bench.procs import cpu_seconds, progress
 from bench.workload import Workload, expected_outputs
 from connector.topics import TopicNames
 from connector.worker.aggregates.events import EVENT_TYPES
-from connector.worker.aggregates.install import events_topic_name
+from connector.worker.aggregates.rekeying import events_topic_name
 
 
 def _committed(ctx: Context, prefix: str, topics: list[str], timeout: float) -> None:

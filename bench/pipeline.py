@@ -20,7 +20,7 @@ from bench.stats import per_10k
 from bench.workload import Event, Workload, expected_outputs
 
 try:
-    from connector.worker.aggregates.install import events_topic_name
+    from connector.worker.aggregates.rekeying import events_topic_name
 except ImportError:  # the aggregates are not in this tree
     events_topic_name = None  # type: ignore[assignment]
 

@@ -1,38 +1,25 @@
 """The Faust application of ``zoom-connector worker``: one factory, one installer per feature.
 
-:func:`create_app` builds a ``faust.App`` from :class:`~connector.settings.Settings` (nothing is
+:func:`create_app` builds the ``faust.App`` from :class:`~connector.settings.Settings` (nothing is
 read from the environment here) and runs each *installer* on it. An installer adds agents, tables,
-timers or web views for one feature and gets the shared pieces in a :class:`WorkerContext`; the
-raw-topic pipeline (:func:`install_pipeline`) and the metrics view (:func:`install_metrics_view`)
-are the first two, the agent score aggregates (:mod:`connector.worker.aggregates`) the third;
-later features append theirs to :data:`INSTALLERS`.
+timers or web views for one feature and gets the shared pieces in a :class:`WorkerContext`: the
+raw topic's fan-out (:func:`install_fan_out`), the metrics view, the agent score aggregates
+(:mod:`connector.worker.aggregates`), the stall watch and the commit keeper. Every agent runs on
+the delivery core (:mod:`connector.worker.delivery`).
 
-Faust settings chosen here:
-
-* broker: ``KAFKA_BOOTSTRAP_SERVERS`` as ``kafka://`` URLs, credentials from the
-  ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*`` settings
-  (:mod:`connector.worker.credentials`);
-* app id (the consumer group, and the prefix of table changelog topics): ``WORKER_ID``;
-* ``processing_guarantee="at_least_once"`` (Faust's default; its ``exactly_once`` has open bugs,
-  faust-streaming issues 517, 323, 440), producer ``acks=all``, consumers start at the earliest
-  offset when their group has none;
-* tables: store ``WORKER_STORE`` (``memory://``, or ``rocksdb://`` under ``WORKER_DATA_DIR``),
-  as many partitions as the raw topic (Faust insists: a table's changelog is co-partitioned with
-  the topic that writes it), replication ``TOPIC_REPLICATION_FACTOR``;
-* standby replicas of every table: ``WORKER_STANDBY_REPLICAS`` (default 1);
-* producer linger ``WORKER_PRODUCER_LINGER_MS`` (default 0): a few milliseconds save some CPU
-  (fewer, larger produce requests) but hold writes back, and a worker frozen while holding back an
-  aggregate state write sends it after it thaws, past the freeze fence (:mod:`.fence`; restores
-  skip it by its stamp, :mod:`.aggregates.stamps`, but ``agent_scores`` holds it until repaired);
-* consumer fetches held by the broker until ``WORKER_FETCH_MIN_BYTES`` (64 KiB) or
-  ``WORKER_FETCH_MAX_WAIT_MS`` (20 ms), not answered per record (:mod:`.fetching`);
-* web server on ``WORKER_WEB_PORT``; no leader-election topic (no leader-only timers here);
-* raw bytes in and out (``key_serializer``/``value_serializer`` ``raw``): the codec frames Avro.
+Faust settings chosen here: broker URLs and credentials from the ``KAFKA_*`` settings
+(:mod:`.credentials`); app id (consumer group, prefix of internal topics) ``WORKER_ID``;
+``processing_guarantee="at_least_once"`` (Faust's ``exactly_once`` has open bugs: faust-streaming
+issues 517, 323, 440); producer ``acks=all``, linger ``WORKER_PRODUCER_LINGER_MS``; consumers start
+at the earliest offset when their group has none, fetches held by the broker until
+``WORKER_FETCH_MIN_BYTES`` or ``WORKER_FETCH_MAX_WAIT_MS`` (:mod:`.patches.fetching`); tables in
+``WORKER_STORE`` with as many partitions as the raw topic (Faust requires a table's changelog to be
+co-partitioned with the topic that writes it) and ``WORKER_STANDBY_REPLICAS`` standbys; raw bytes
+in and out (the codec frames Avro). ``docs/architecture.md`` tells the whole design.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -49,27 +36,31 @@ from connector.kafka.admin import max_record_bytes
 from connector.settings import Settings
 from connector.topics import TopicNames
 from connector.worker import stalls
-from connector.worker.agent import DeliveryAborted, RawTopicAgent
 from connector.worker.aggregates.install import install_agent_scores
 from connector.worker.credentials import broker_credentials, broker_urls
-from connector.worker.dead_letters import Headers
 from connector.worker.dedup import DedupIndex
+from connector.worker.delivery import CoreHooks, DeliveryCore
+from connector.worker.fanout import FanOut
+from connector.worker.lag import watch_lag
 from connector.worker.metrics import CONTENT_TYPE, WorkerMetrics
-from connector.worker.patches.batching import take_available
-from connector.worker.patches.commits import CommitKeeper
-from connector.worker.patches.fetching import Fetching, WorkerApp
-from connector.worker.patches.gaps import Refetcher
-from connector.worker.patches.log_ends import LogEnds, furthest
+from connector.worker.patches import (
+    CommitKeeper,
+    FaustPartitions,
+    Fetching,
+    LogEnds,
+    Refetcher,
+    WorkerApp,
+    check_versions,
+)
 from connector.worker.routing import Router
-from connector.worker.stalls import Batches, FaustPartitions, StallWatch
+from connector.worker.sink import FaustSink
+from connector.worker.stalls import Batches, StallWatch
 
 log = logging.getLogger(__name__)
 
 PIPELINE_AGENT = "zoom-raw-pipeline"
-_MAX_REQUEST_BYTES = 1024 * 1024
-_LAG_INTERVAL_SECONDS = 2.0
-_LAG_TIMEOUT = 2.0
 DEDUP_TABLE = "dedup"
+_MAX_REQUEST_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,7 +77,12 @@ class WorkerContext:
     batches: Batches
     """The batches the agents are working on (the stall watch looks for slow ones)."""
     refetcher: Refetcher
-    """Reads again the records Faust's streams skipped (:mod:`.gaps`), for every agent."""
+    """Reads again the records Faust's streams skipped (:mod:`.patches.gaps`), for every agent."""
+    sink: FaustSink
+    """Where every agent's writes go."""
+
+    def stopping(self, app: faust.App) -> Callable[[], bool]:
+        return lambda: bool(app.should_stop)
 
 
 Installer = Callable[[faust.App, WorkerContext], None]
@@ -111,6 +107,7 @@ def create_app(
     Confluent-framing codec when a registry is configured). ``raw_partitions``: the raw topic's
     partition count (default ``TOPIC_PARTITIONS``; the worker reads the real one at start-up).
     """
+    check_versions()
     codec = codec or EventCodec()
     partitions = raw_partitions or settings.topic_partitions
     data_dir = Path(settings.worker_data_dir) if settings.worker_data_dir else default_data_dir()
@@ -146,34 +143,11 @@ def create_app(
         log_ends=LogEnds(settings.kafka_client_config(), f"{settings.worker_id}-log-ends"),
         batches=Batches(),
         refetcher=Refetcher(settings, consumer=lambda: app.consumer),
+        sink=FaustSink(app),
     )
     for install in INSTALLERS if installers is None else installers:
         install(app, context)
     return app
-
-
-class _TopicSender:
-    """:class:`~connector.worker.agent.Sender` over Faust topics of raw bytes."""
-
-    def __init__(self, app: faust.App, names: Sequence[str]) -> None:
-        self._topics = {
-            name: app.topic(name, key_serializer="raw", value_serializer="raw") for name in names
-        }
-
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        timestamp_ms: int | None,
-    ) -> Any:
-        # Faust takes seconds and converts with int(seconds * 1000.0); the half millisecond keeps
-        # float rounding from turning ...572 ms into ...571.
-        timestamp = (timestamp_ms + 0.5) / 1000 if timestamp_ms is not None else None
-        return await self._topics[topic].send(
-            key=key, value=value, headers=headers, timestamp=timestamp
-        )
 
 
 def when_revoked(app: faust.App, handler: Callable[[Iterable[Any]], None]) -> None:
@@ -186,8 +160,9 @@ def when_revoked(app: faust.App, handler: Callable[[Iterable[Any]], None]) -> No
     app.on_partitions_revoked.connect(receiver)
 
 
-def install_pipeline(app: faust.App, context: WorkerContext) -> None:
-    """The raw-topic agent, its deduplication table and the table's purge timer."""
+def install_fan_out(app: faust.App, context: WorkerContext) -> None:
+    """The raw topic's agent (:class:`~connector.worker.fanout.FanOut` on the delivery core), its
+    deduplication table, the table's purge timer and the lag metric."""
     settings, topics = context.settings, context.topics
     raw_name = topics.raw
     retention_ms = settings.worker_dedup_retention_seconds * 1000
@@ -206,13 +181,18 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         lambda partition, key: table.send_changelog(partition, key, None, value_serializer="raw"),
         retention_ms,
     )
-    agent = RawTopicAgent(
-        Router(context.codec, topics, clock=time.time),
-        dedup,
-        _TopicSender(app, [*map(topics.typed, context.codec.event_types), topics.dlq]),
-        context.metrics,
-        stopping=lambda: bool(app.should_stop),
+    metrics = context.metrics
+    core = DeliveryCore(
+        PIPELINE_AGENT,
+        FanOut(Router(context.codec, topics, clock=time.time), dedup, metrics),
+        context.sink,
+        stopping=context.stopping(app),
         refetcher=context.refetcher,
+        hooks=CoreHooks(
+            retried=metrics.produce_retries.inc,
+            refetched=metrics.refetched.inc,
+            batch_seconds=metrics.batch_duration.observe,
+        ),
     )
     # Table writes wait in Faust's producer buffer, which warns and throttles the stream above
     # 100 messages; a batch writes up to one mark per record, so let it hold a batch or two.
@@ -220,19 +200,9 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
     buffer.max_messages = max(buffer.max_messages, 2 * settings.worker_batch_size)
 
     @app.agent(raw, name=PIPELINE_AGENT)
-    async def pipeline(stream: Any) -> None:
+    async def fan_out(stream: Any) -> None:
         size, within = settings.worker_batch_size, settings.worker_batch_seconds
-        async for events in take_available(stream, size, within):
-            try:
-                with context.batches.working(PIPELINE_AGENT, len(events)):
-                    await agent.process(events, stream.ack)
-            except DeliveryAborted as exc:
-                log.warning("raw batch left unacknowledged: %s", exc)
-                return
-            except Exception:
-                # A bug outside the per-record isolation: the batch stays unacknowledged (its
-                # offsets are not committed, it is processed again after a restart); go on.
-                log.exception("raw batch failed, left unacknowledged size=%d", len(events))
+        await core.run(stream, context.batches, size, within)
 
     async def purge_dedup() -> None:
         try:
@@ -242,56 +212,19 @@ def install_pipeline(app: faust.App, context: WorkerContext) -> None:
         except Exception:
             log.exception("deduplication purge failed")
             return
-        context.metrics.dedup_purged.inc(purged)
-        context.metrics.dedup_entries.set(dedup.size)
+        metrics.dedup_purged.inc(purged)
+        metrics.dedup_entries.set(dedup.size)
         if purged:
             log.info("deduplication purge deleted=%d remaining=%d", purged, dedup.size)
 
     app.timer(settings.worker_dedup_purge_interval_seconds)(purge_dedup)
-
-    def forget_revoked(revoked: Iterable[Any]) -> None:
-        """A partition taken away (or kept across a rebalance, which revokes everything first)
-        resumes at the group's committed offset: the last offset this worker processed there
-        says nothing about it any more. Without this a worker that lost a partition and got it
-        back, with nothing new to read, showed the lag it had before for good."""
-        for tp in revoked:
-            if tp.topic == raw_name:
-                agent.next_offsets.pop(tp.partition, None)
-
-    when_revoked(app, forget_revoked)
-
-    lag: dict[int, int] = {}
-
-    async def measure_lag() -> None:
-        """Raw partitions this worker owns -> records not yet processed (for ``/metrics``).
-
-        Where a partition ends is asked of the broker: the consumer's own figure stands still
-        while it does not fetch the partition, which would hide exactly the lag that matters."""
-        current: dict[int, int] = {}
-        try:
-            consumer = app.consumer
-            owned = [tp for tp in consumer.assignment() if tp.topic == raw_name]
-            ends = await context.log_ends.refresh((tp.topic, tp.partition) for tp in owned)
-            for tp in owned:
-                highwater = furthest(consumer.highwater(tp), ends.get((tp.topic, tp.partition)))
-                next_offset = agent.next_offsets.get(tp.partition)
-                if next_offset is None:  # nothing processed here yet: where the consumer stands
-                    next_offset = await asyncio.wait_for(consumer.position(tp), _LAG_TIMEOUT)
-                if isinstance(highwater, int) and isinstance(next_offset, int):
-                    current[tp.partition] = max(0, highwater - next_offset)
-        except Exception as exc:  # rebalancing, not started yet: keep the last figures
-            log.debug("consumer lag not measured: %r", exc)
-            return
-        lag.clear()
-        lag.update(current)
-
-    app.timer(_LAG_INTERVAL_SECONDS)(measure_lag)
-    context.metrics.watch_lag(lambda: dict(lag))
+    when_revoked(app, lambda revoked: core.forget([(tp.topic, tp.partition) for tp in revoked]))
+    watch_lag(app, raw_name, core.next_offsets, context.log_ends, metrics)
 
 
 def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     """The timer that finds input partitions left unread and fetches them again
-    (:mod:`connector.worker.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
+    (:mod:`.stalls`); ``WORKER_STALL_SECONDS=0`` turns it off. Also the
     read-only page ``GET /partitions`` (whether the watch is on or off)."""
     partitions = FaustPartitions(app, context.log_ends, context.refetcher.start_offsets)
 
@@ -358,7 +291,7 @@ def install_commit_keeper(app: faust.App, context: WorkerContext) -> None:
 
 
 INSTALLERS: list[Installer] = [
-    install_pipeline,
+    install_fan_out,
     install_metrics_view,
     install_agent_scores,
     install_stall_watch,

@@ -45,7 +45,7 @@ from connector.settings import Settings
 from connector.spec import load_catalog
 from connector.topics import TopicNames
 from connector.wire import raw_record_key
-from connector.worker.aggregates.install import FORWARDED_HEADER
+from connector.worker.aggregates.queries import FORWARDED_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.patches.gaps import Gap, Refetcher
 from tests.unit.test_registry import FakeSchemaRegistry

@@ -11,7 +11,6 @@ from connector.worker.aggregates.install import TABLE, install_agent_scores
 from connector.worker.aggregates.stamps import (
     NO_GENERATION,
     Stamp,
-    StampedTable,
     current_records,
     generation_of,
     next_stamp,
@@ -21,6 +20,7 @@ from connector.worker.aggregates.stamps import (
 )
 from connector.worker.aggregates.state import AgentState
 from connector.worker.app import create_app
+from connector.worker.patches import StampedTable
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CHANGELOG = "zc-test-agent-scores-changelog"

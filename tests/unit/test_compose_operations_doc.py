@@ -73,7 +73,8 @@ def test_every_metric_named_exists_and_the_pipeline_ones_are_all_explained() -> 
 
 def test_topics_and_internal_topics_are_the_codes() -> None:
     from connector.topics import TopicNames
-    from connector.worker.aggregates.install import TABLE, events_topic_name
+    from connector.worker.aggregates.install import TABLE
+    from connector.worker.aggregates.rekeying import events_topic_name
     from connector.worker.app import DEDUP_TABLE
 
     names = TopicNames()

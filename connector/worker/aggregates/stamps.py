@@ -37,17 +37,10 @@ as big-endian signed 64-bit integers, then the state (:meth:`~.state.AgentState.
 
 from __future__ import annotations
 
-import logging
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
-
-import faust
-
-from connector.worker.agent import processing
-
-log = logging.getLogger(__name__)
 
 MARKER: Final = 0xA5
 _FRAME: Final = struct.Struct(">Bqq")
@@ -131,48 +124,3 @@ def current_records(
         kept.append(event)
         on_current(event)
     return kept
-
-
-class StampedTable(faust.Table[Any, Any]):
-    """A Faust table of stamped states that skips stale changelog records when it applies them.
-
-    A restore over states the table already holds (Faust reads a memory table's changelog from
-    the start again at a rebalance) skips the key's older records as well, until it meets the
-    record of the state held: only a key whose *last* record applied was skipped has a stale
-    last record. Those wait in :attr:`stale_keys` until the owner has written their held state
-    again (:meth:`repaired`).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stale_keys: dict[Any, int] = {}
-        """Key -> its table partition, for keys whose last changelog record applied was stale."""
-
-    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
-        kept = current_records(batch, self._held, self._skip, self._current)
-        super().apply_changelog_batch(kept)
-
-    def _held(self, event: Any) -> bytes | None:
-        # the record's partition is the key's (a RocksDB store reads that partition's database)
-        with processing(event):
-            value: bytes | None = self.data.get(event.key)
-        return value
-
-    def _current(self, event: Any) -> None:
-        self.stale_keys.pop(event.key, None)
-
-    def _skip(self, event: Any, stamp: Stamp, held: Stamp) -> None:
-        message = event.message
-        log.debug(
-            "agent state record older than the state held, skipped partition=%d offset=%d"
-            " stamp=%s held=%s",
-            message.partition,
-            message.offset,
-            stamp,
-            held,
-        )
-        self.stale_keys[event.key] = message.partition
-
-    def repaired(self, keys: Sequence[Any]) -> None:
-        for key in keys:
-            self.stale_keys.pop(key, None)

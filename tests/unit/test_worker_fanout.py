@@ -1,4 +1,5 @@
-"""The raw-topic agent's batch work: write, retry, dead-letter, deduplicate, then acknowledge."""
+"""The raw topic's handler (FanOut) on the delivery core: write, retry, dead-letter, deduplicate,
+then acknowledge; and the handler alone, without Kafka."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from connector.avro.codec import EventCodec
 from connector.spec import load_catalog
 from connector.topics import TopicNames
-from connector.worker.agent import DeliveryAborted, RawTopicAgent, processing
 from connector.worker.dead_letters import Headers
 from connector.worker.dedup import DedupIndex
+from connector.worker.delivery import (
+    CoreHooks,
+    DeliveryAborted,
+    DeliveryCore,
+    Fetcher,
+    TopicWrite,
+    Write,
+)
+from connector.worker.fanout import FanOut
 from connector.worker.metrics import WorkerMetrics
-from connector.worker.patches.gaps import Gap, Record
+from connector.worker.patches import Gap, Record, processing
 from connector.worker.routing import Router
 from tests.faust_fakes import FakeEvent, FakeMessage
 
@@ -58,15 +67,10 @@ class _Sender:
         self._fail = fail or (lambda sent, attempt: None)
         self._attempts: dict[tuple[str, bytes | None], int] = {}
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        timestamp_ms: int | None,
-    ) -> Any:
-        sent = _Sent(topic, key, value, headers, timestamp_ms)
+    async def send(self, write: Write) -> Any:
+        assert isinstance(write, TopicWrite)
+        topic, value = write.topic, write.value
+        sent = _Sent(topic, write.key, value, write.headers, write.timestamp_ms)
         self.sent.append(sent)
         attempt = self._attempts.get((topic, value), 0)
         self._attempts[(topic, value)] = attempt + 1
@@ -91,15 +95,34 @@ class _Acks:
         self.delivered_when_acked.append(len(self._sender.delivered))
 
 
-def _agent(
-    sender: _Sender, *, stopping: Callable[[], bool] = lambda: False
-) -> tuple[RawTopicAgent, dict[str, Any], WorkerMetrics]:
-    store: dict[str, Any] = {}
-    metrics = WorkerMetrics(CODEC.event_types)
+def _core(
+    sender: _Sender,
+    store: dict[str, Any],
+    metrics: WorkerMetrics,
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+    refetcher: Fetcher | None = None,
+) -> DeliveryCore:
     dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
     router = Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0)
-    agent = RawTopicAgent(router, dedup, sender, metrics, stopping=stopping, clock=lambda: 1e9)
-    return agent, store, metrics
+    hooks = CoreHooks(retried=metrics.produce_retries.inc, refetched=metrics.refetched.inc)
+    return DeliveryCore(
+        "fan-out",
+        FanOut(router, dedup, metrics),
+        sender,
+        stopping=stopping,
+        refetcher=refetcher,
+        hooks=hooks,
+        clock=lambda: 1e9,
+    )
+
+
+def _agent(
+    sender: _Sender, *, stopping: Callable[[], bool] = lambda: False
+) -> tuple[DeliveryCore, dict[str, Any], WorkerMetrics]:
+    store: dict[str, Any] = {}
+    metrics = WorkerMetrics(CODEC.event_types)
+    return _core(sender, store, metrics, stopping=stopping), store, metrics
 
 
 def _events(*bodies: bytes, partition: int = 0, first_offset: int = 0) -> list[FakeEvent]:
@@ -137,7 +160,7 @@ async def test_batch_is_acknowledged_only_after_every_write_is_delivered() -> No
     assert acks.delivered_when_acked == [3, 3, 3]
     assert len(store) == 2  # both typed events remembered; the dead letter is not
     assert sender.sent[0].timestamp_ms == 1_700_000_000_000
-    assert agent.next_offsets == {0: 3}
+    assert agent.next_offsets == {(TOPICS.raw, 0): 3}
     assert _count(metrics, "typed") == 2
     assert _count(metrics, "dlq", "invalid_json", "unknown") == 1
 
@@ -276,14 +299,7 @@ async def test_records_the_stream_skipped_are_read_again_and_written_before_the_
     fetcher = _Fetcher(log)
     metrics = WorkerMetrics(CODEC.event_types)
     store: dict[str, Any] = {}
-    agent = RawTopicAgent(
-        Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0),
-        DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000),
-        sender,
-        metrics,
-        stopping=lambda: False,
-        refetcher=fetcher,
-    )
+    agent = _core(sender, store, metrics, refetcher=fetcher)
     first = _events(*log[:2])
     await agent.process(first, acks)
     later = _events(*log[5:], first_offset=5)
@@ -294,16 +310,32 @@ async def test_records_the_stream_skipped_are_read_again_and_written_before_the_
     assert acks.acked == first + later  # only Faust's own events are acknowledged
     assert acks.delivered_when_acked[-2:] == [7, 7]
     assert metrics.registry.get_sample_value("zoom_worker_raw_records_refetched_total") == 3
-    assert agent.next_offsets == {0: 7}
+    assert agent.next_offsets == {(TOPICS.raw, 0): 7}
 
 
 async def test_no_refetch_without_a_jump_in_offsets() -> None:
     sender = _Sender()
     fetcher = _Fetcher([])
-    agent, _, _ = _agent(sender)
-    agent._refetcher = fetcher
+    agent = _core(sender, {}, WorkerMetrics(CODEC.event_types), refetcher=fetcher)
     await agent.process(_events(_evaluation(1), _evaluation(2)), _Acks(sender))
     await agent.process(_events(_evaluation(3), first_offset=2), _Acks(sender))
     await agent.process(_events(_evaluation(4), partition=1, first_offset=40), _Acks(sender))
     assert fetcher.gaps == []
     assert len(sender.delivered) == 4
+
+
+def test_the_handler_plans_writes_without_io() -> None:
+    store: dict[str, Any] = {}
+    metrics = WorkerMetrics(CODEC.event_types)
+    dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
+    handler = FanOut(Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0), dedup, metrics)
+    body = _evaluation()
+    plan = handler.plan(_events(body, b"{", body))
+    assert [w.topic for w in plan.writes if isinstance(w, TopicWrite)] == [
+        f"zoom.{EVALUATION}",
+        "zoom.webhooks.dlq",
+    ]
+    assert not store and _count(metrics, "typed") == 0  # nothing remembered or counted yet
+    plan.stored(1_700_000_000.5)
+    assert len(store) == 1
+    assert _count(metrics, "typed") == 1 and _count(metrics, "duplicate") == 1

@@ -1,5 +1,6 @@
-"""The aggregates' Faust glue without a broker: batches, writes before acks, crash replays, and the
-query API's routing (two in-process "workers" answering and forwarding over real HTTP)."""
+"""The aggregates' handlers on the delivery core without a broker: batches, writes before acks,
+crash replays, repairs, re-keying; the handlers alone; and the query API's routing (two in-process
+"workers" answering and forwarding over real HTTP)."""
 
 from __future__ import annotations
 
@@ -21,30 +22,37 @@ from prometheus_client import CollectorRegistry
 from connector.avro.codec import EventCodec
 from connector.settings import Settings
 from connector.spec import load_catalog
-from connector.worker.agent import DeliveryAborted
 from connector.worker.aggregates import events as score_events
+from connector.worker.aggregates.aggregation import Aggregator
 from connector.worker.aggregates.events import Evaluation
 from connector.worker.aggregates.install import (
     AGGREGATE_AGENT,
-    FORWARDED_HEADER,
     REKEY_AGENT,
     TABLE,
-    AggregateMetrics,
-    Aggregator,
-    Rekeyer,
-    ScoresQueries,
-    TableRepairs,
-    Unavailable,
-    events_topic_name,
     install_agent_scores,
+)
+from connector.worker.aggregates.metrics import AggregateMetrics
+from connector.worker.aggregates.queries import (
+    FORWARDED_HEADER,
+    ScoresQueries,
+    Unavailable,
     install_scores_views,
-    partition_for,
 )
 from connector.worker.aggregates.record import AgentScoresCodec
-from connector.worker.aggregates.stamps import Stamp, StampedTable, stamp_of
+from connector.worker.aggregates.rekeying import Rekeyer, events_topic_name, partition_for
+from connector.worker.aggregates.repairs import Repairer, TableRepairs
+from connector.worker.aggregates.stamps import Stamp, stamp_of
 from connector.worker.aggregates.state import AgentState, Retention
 from connector.worker.app import create_app
-from connector.worker.patches.gaps import Gap, Record
+from connector.worker.delivery import (
+    CoreHooks,
+    DeliveryAborted,
+    DeliveryCore,
+    StateWrite,
+    TopicWrite,
+    Write,
+)
+from connector.worker.patches import Fetcher, Gap, Record, StampedTable
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()
@@ -87,7 +95,7 @@ class _Writes:
 
 
 class _Store:
-    """The table's local store and its changelog."""
+    """The table's local store and its changelog, and the topics: the delivery core's sink."""
 
     def __init__(self, writes: _Writes) -> None:
         self.local: dict[bytes, bytes] = {}
@@ -96,15 +104,17 @@ class _Store:
     def get(self, event: Any, key: bytes) -> bytes | None:
         return self.local.get(key)
 
-    async def put(self, event: Any, key: bytes, value: bytes) -> Awaitable[Any]:
-        self.local[key] = value
-        return self.writes.delivery("changelog", key, value)
-
     def held(self, key: bytes) -> bytes | None:
         return self.local.get(key)
 
-    async def rewrite(self, partition: int, key: bytes, value: bytes) -> Awaitable[Any]:
-        return self.writes.delivery("changelog", key, value)
+    async def send(self, write: Write) -> Awaitable[Any]:
+        if isinstance(write, StateWrite):
+            assert write.table == TABLE
+            if write.record is not None:
+                self.local[write.key] = write.value
+            return self.writes.delivery("changelog", write.key, write.value)
+        assert isinstance(write, TopicWrite) and write.key is not None and write.value is not None
+        return self.writes.delivery(write.topic, write.key, write.value)
 
 
 @dataclass
@@ -131,25 +141,46 @@ class _Harness:
         self.store = _Store(self.writes)
         self.metrics = AggregateMetrics(CollectorRegistry())
 
-    async def publish(self, key: bytes, value: bytes) -> Awaitable[Any]:
-        return self.writes.delivery("agent_scores", key, value)
-
     async def ack(self, event: Any) -> None:
         self.acked.append(event)
 
-    def aggregator(self, repairs: _Repairs | None = None) -> Aggregator:
-        return Aggregator(
-            self.store,
-            self.publish,
-            SCORES,
-            RETENTION,
-            self.metrics,
-            lambda: self.stopping,
-            repairs=repairs,
-        )
+    def aggregator(
+        self, repairs: _Repairs | None = None, refetcher: Fetcher | None = None
+    ) -> _Aggregating:
+        return _Aggregating(self, repairs or _Repairs(), refetcher)
 
     def published(self) -> dict[bytes, dict[str, Any]]:
         return {k: SCORES.decode(v) for k, v in self.writes.of("agent_scores")}
+
+
+class _Aggregating:
+    """The aggregating agent's handler on a delivery core, and its repairer."""
+
+    def __init__(self, h: _Harness, repairs: _Repairs, refetcher: Fetcher | None) -> None:
+        handler = Aggregator(
+            h.store, TABLE, "agent_scores", SCORES, RETENTION, h.metrics, stored=repairs.done
+        )
+        hooks = CoreHooks(
+            retried=h.metrics.write_retries.inc,
+            refetched=h.metrics.refetched.labels("aggregate").inc,
+        )
+        self.core = DeliveryCore(
+            "aggregate",
+            handler,
+            h.store,
+            stopping=lambda: h.stopping,
+            refetcher=refetcher,
+            hooks=hooks,
+        )
+        self.repairer = Repairer(
+            self.core, repairs, h.store, TABLE, "agent_scores", SCORES, h.metrics
+        )
+
+    async def process(self, events: list[Any], ack: Callable[[Any], Awaitable[Any]]) -> None:
+        await self.core.process(events, ack)
+
+    async def repair(self) -> None:
+        await self.repairer.repair()
 
 
 def _internal(event: Evaluation, offset: int = 0) -> FakeEvent:
@@ -231,7 +262,7 @@ async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:
     h = _Harness()
     skipped = _evaluation("a", "e2", T0 + 2, 20)
 
-    class Fetcher:
+    class Fetching:
         async def fetch(self, gap: Gap) -> list[Record]:
             assert (gap.partition, gap.start, gap.end) == (0, 1, 2)
             value = score_events.encode(skipped)
@@ -243,9 +274,7 @@ async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:
         async def processed(self, records: Any) -> None:
             return None
 
-    aggregator = Aggregator(
-        h.store, h.publish, SCORES, RETENTION, h.metrics, lambda: False, refetcher=Fetcher()
-    )
+    aggregator = h.aggregator(refetcher=Fetching())
     await aggregator.process([_internal(_evaluation("a", "e1", T0, 10), 0)], h.ack)
     batch = [_internal(_evaluation("a", "e3", T0 + 3, 30), 2)]  # offset 1 never came
     await aggregator.process(batch, h.ack)
@@ -343,11 +372,15 @@ async def test_rekeying_names_the_agent_and_its_partition() -> None:
     sent: list[tuple[bytes, bytes, int]] = []
     acked: list[Any] = []
 
-    async def send(key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
-        sent.append((key, value, partition))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
+    class Sink:
+        async def send(self, write: Write) -> Awaitable[Any]:
+            assert isinstance(write, TopicWrite) and write.topic == "w-agent-score-events"
+            assert write.key is not None and write.value is not None
+            assert write.partition is not None
+            sent.append((write.key, write.value, write.partition))
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
 
     async def ack(event: Any) -> None:
         acked.append(event)
@@ -356,7 +389,9 @@ async def test_rekeying_names_the_agent_and_its_partition() -> None:
         del obj["agent_info"], obj["agent_user_id"]
 
     metrics = AggregateMetrics(CollectorRegistry())
-    rekeyer = Rekeyer(CODEC, send, 6, metrics, lambda: False)
+    rekeyer = DeliveryCore(
+        "rekey", Rekeyer(CODEC, "w-agent-score-events", 6, metrics), Sink(), stopping=lambda: False
+    )
     batch = [
         _event(b"k", _typed(score_events.EVALUATION_COMPLETED, lambda o: None)),
         _event(b"k", _typed(score_events.EVALUATION_COMPLETED, no_agent)),
