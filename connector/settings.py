@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # How long the worker's producer waits to fill a batch before sending (Faust's producer_linger).
     # Fewer, larger produce requests cost less CPU (5 ms: worker CPU per event -6 %, noisy), but a
     # write held back is one a worker frozen right then sends after it thaws, past the freeze fence
-    # (connector.worker.patches.fence; restores skip the stale state by its stamp, but agent_scores holds
+    # (worker.patches.fence; restores skip the stale state by its stamp, but agent_scores holds
     # it until the owner repairs it): so 0 unless you accept that.
     worker_producer_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # A partition of an input topic whose position stands still this long while records wait,

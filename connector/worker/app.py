@@ -25,7 +25,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from connector.settings import Settings
 from connector.topics import TopicNames
 from connector.worker import stalls
 from connector.worker.aggregates.install import install_agent_scores
+from connector.worker.context import Installer, WorkerContext
 from connector.worker.credentials import broker_credentials, broker_urls
 from connector.worker.dedup import DedupIndex
 from connector.worker.delivery import CoreHooks, DeliveryCore
@@ -61,31 +61,6 @@ log = logging.getLogger(__name__)
 PIPELINE_AGENT = "zoom-raw-pipeline"
 DEDUP_TABLE = "dedup"
 _MAX_REQUEST_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What every installer may use."""
-
-    settings: Settings
-    topics: TopicNames
-    codec: EventCodec
-    metrics: WorkerMetrics
-    raw_partitions: int
-    log_ends: LogEnds
-    """Where the input partitions end, per the broker (the lag metric, the stall watch)."""
-    batches: Batches
-    """The batches the agents are working on (the stall watch looks for slow ones)."""
-    refetcher: Refetcher
-    """Reads again the records Faust's streams skipped (:mod:`.patches.gaps`), for every agent."""
-    sink: FaustSink
-    """Where every agent's writes go."""
-
-    def stopping(self, app: faust.App) -> Callable[[], bool]:
-        return lambda: bool(app.should_stop)
-
-
-Installer = Callable[[faust.App, WorkerContext], None]
 
 
 def default_data_dir() -> Path:

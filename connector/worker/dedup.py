@@ -41,7 +41,7 @@ class DedupIndex:
     """First-seen markers of events, with a bounded retention.
 
     ``table`` is the Faust table (writes go to its changelog; they must run while the raw record is
-    the current event, see :func:`connector.worker.agent.processing`); ``local`` is its local
+    the current event, see :func:`connector.worker.patches.processing`); ``local`` is its local
     store (``table.data``), read and purged without writing a changelog record per read;
     ``tombstone`` deletes a key from the changelog.
     """

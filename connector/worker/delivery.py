@@ -3,7 +3,7 @@
 
 Per batch, in this order:
 
-1. take the batch from the stream, unacknowledged (:func:`~connector.worker.patches.take_available`);
+1. take the batch from the stream, unacknowledged (:func:`~.patches.take_available`);
 2. read again the records Faust's stream skipped, in front of the batch
    (:func:`~connector.worker.patches.refill`);
 3. fence: a worker frozen past its group session while holding the batch writes nothing and leaves

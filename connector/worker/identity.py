@@ -8,7 +8,8 @@ at-least-once processing lets through (a record written again after a worker cra
 
 The identity is derived from the body only:
 
-* For the event types whose identity paths :data:`connector.wire.EVENT_PATHS` lists it is the event type, the ids of the thing the event is about, and
+* For the event types whose identity paths :data:`connector.wire.EVENT_PATHS` lists it is the
+  event type, the ids of the thing the event is about, and
   ``event_ts`` (when Zoom says the event happened)::
 
       quality_management.evaluation_completed/evaluation_id=0e73.../event_ts=1626230691572

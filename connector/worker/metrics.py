@@ -19,7 +19,7 @@ process. Metrics:
 * ``zoom_worker_consumer_lag{partition}``: raw records not yet processed, per raw partition this
   worker owns: where the partition's log ends minus the next offset to process (before the first
   record, the consumer's position). Measured every 2 s; the log's end is asked of the broker
-  (:mod:`connector.worker.patches.log_ends`, one ListOffsets request per partition), not read from the
+  (:mod:`.patches.log_ends`, one ListOffsets request per partition), not read from the
   consumer's fetch state, which stands still for a partition the consumer stopped fetching.
 """
 

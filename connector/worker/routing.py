@@ -1,7 +1,7 @@
 """Routing one raw webhook record: a typed Avro record, or a dead letter saying why.
 
 :meth:`Router.route` is a plain function of the record (no Kafka, no clock but the one given), so
-every routing rule is unit-tested without a broker. The agent (:mod:`connector.worker.agent`)
+every routing rule is unit-tested without a broker. The raw handler (:mod:`connector.worker.fanout`)
 feeds it the raw topic, drops duplicates, writes what it returns and acknowledges the raw record
 only once Kafka has stored that.
 

@@ -3,7 +3,8 @@
 Records of raw partition ``SKIP_PARTITION`` below offset ``SKIP_BELOW`` are fetched (Faust's read
 offset moves past them) but never handed to the streams, so never acknowledged either: what
 faust-streaming does at a rebalance to records it fetched while the generation changed (see
-:mod:`connector.worker.patches.gaps`). The worker writes the offsets it withheld to ``<SKIP_LOG>``, one
+:mod:`~connector.worker.patches.gaps`). The
+worker writes the offsets it withheld to ``<SKIP_LOG>``, one
 per line. :mod:`connector.worker.patches.gaps` reads them again and processes them; with
 ``GAP_ACKS=off`` the worker does not tell Faust's consumer so (the control), and faust-streaming
 never commits the partition past them.

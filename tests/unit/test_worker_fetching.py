@@ -1,4 +1,4 @@
-"""The worker's Kafka consumer is built with the fetch settings (``connector.worker.patches.fetching``)."""
+"""The worker's Kafka consumer is built with the fetch settings (``worker.patches.fetching``)."""
 
 from __future__ import annotations
 

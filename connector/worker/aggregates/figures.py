@@ -36,13 +36,11 @@ from connector.worker.aggregates.state import (
     AgentState,
     C,
     EvaluationSection,
-    EvaluationTotals,
     InteractionSection,
-    InteractionTotals,
     Section,
     T,
-    mean,
 )
+from connector.worker.aggregates.totals import EvaluationTotals, InteractionTotals, mean
 from connector.worker.aggregates.windows import WINDOWS, Window, day_of, iso_day
 
 KEY_KIND_USER_ID: Final = "user_id"

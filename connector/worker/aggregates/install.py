@@ -20,7 +20,7 @@ acknowledged only once Kafka stored everything written for them, and every step 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import faust
 
@@ -33,11 +33,9 @@ from connector.worker.aggregates.rekeying import Rekeyer, events_topic_name
 from connector.worker.aggregates.repairs import Repairer, TableRepairs
 from connector.worker.aggregates.state import Retention
 from connector.worker.aggregates.windows import DAY_MS
+from connector.worker.context import WorkerContext
 from connector.worker.delivery import CoreHooks, DeliveryAborted, DeliveryCore
 from connector.worker.patches import FreezeGuard, StampedTable
-
-if TYPE_CHECKING:
-    from connector.worker.app import WorkerContext
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 An agent's state is written whole (one changelog record per agent per batch), and a restore takes
 the last record of a key as its state. A worker that lost the agent's partition while frozen
 (SIGSTOP, a VM pause) can still send a state computed from its old table after the new owner's
-(:mod:`connector.worker.patches.fence` keeps that to a narrow window, not to nothing); the last record
+(:mod:`...patches.fence` keeps that to a narrow window, not to nothing); the last record
 is then stale, and every restore would take it, including the new owner's own restore at the
 rebalance the thawed worker causes by rejoining.
 
@@ -11,7 +11,7 @@ Every state the aggregating agent writes is therefore framed with a :class:`Stam
 
 * ``offset``: the highest offset of the agent's partition of the internal score-event topic
   applied to the state. That partition is read in offset order and a batch is complete (skipped
-  records are read again: :mod:`connector.worker.patches.gaps`), so a state with offset ``o`` holds every
+  records are read again: :mod:`...patches.gaps`), so a state with offset ``o`` holds every
   event of the agent up to ``o``: two states with the same offset hold the same events;
 * ``generation``: the consumer-group generation its input was fetched under (the lowest of the
   batch). The group's generation grows at every rebalance, so a worker that lost its partitions

@@ -13,6 +13,11 @@ else is already queued (while events keep coming without a pause, for at most ``
 so a backlog still gives full batches. And while the agent works on a batch, the next one fills up
 (to ``max_events``, then the stream waits), so buffering overlaps the agent's wait for Kafka's
 acknowledgements.
+
+Patch: Faust offers ``noack_take`` (waits for the window) and ``take`` (acknowledges in a
+``finally``, also when the batch failed); neither serves. Private names: ``Stream._enable_passive``,
+``Stream._processors``. Pinned by ``tests/unit/test_worker_batches.py`` (a real Faust agent over
+an in-memory channel). Remove when Faust hands over unacknowledged batches without a fixed delay.
 """
 
 from __future__ import annotations

@@ -1,33 +1,24 @@
 """Offset commits Faust counts as made although Kafka refused them, made again.
 
 faust-streaming notes an offset as committed when it *asked* for the commit, whatever Kafka
-answered: ``Consumer._commit_offsets`` updates its ``_committed_offset`` after the commit call
-even when that call returned ``False``, which is what its aiokafka driver returns when the commit
-was refused because the group rebalanced meanwhile (``CommitFailedError``: rebalance in
-progress, illegal generation, unknown member). Its list of acknowledged offsets was emptied for
-that commit already, and it only commits an offset beyond the one it noted: so it never asks
-again. A rebalance clears the note and reads the group's committed offset anew, but a commit that
-was under way across the rebalance lands its note *after* that (the likeliest cause of a CI
-failure, where a worker's last commit coincided with another worker rejoining). If no later
-record comes on the partition, the group's committed offset stays behind for as long as the
-worker runs, and also after it stops gracefully (Faust's final commit has nothing new to
-commit). Nothing is lost: the next owner processes the tail again, and the deduplication table
-drops it, but the re-read grows with the tail and happens at every restart.
+answered: ``Consumer._commit_offsets`` updates ``_committed_offset`` even when its aiokafka driver
+returned ``False`` (the commit refused because the group rebalanced meanwhile), and it only ever
+commits an offset beyond the one it noted. A quiet partition's committed offset then stays behind
+for as long as the worker runs, and its tail is processed again after every restart.
 
-:class:`CommitKeeper` wraps two methods of the Faust consumer: ``_commit_offsets`` (it notes the
-offsets of a commit that returned ``False`` while Faust noted them as committed: *owed*) and
-``commit`` (after each of Faust's commit rounds, every ``broker_commit_interval`` and when the
-worker stops, it commits the owed offsets again). An owed offset is dropped when its partition
-is revoked (the next owner starts at the group's committed offset, and Faust forgets its note) or
-when Faust's note moved on (a later commit). The commit is made while Faust's commit lock is
-held (the future Faust's ``commit`` waits on), so it never overtakes a later commit of Faust's.
-Committing an owed offset is always safe: Faust computed it from records it had processed and
-acknowledged, and flushed their writes first; a commit made while the group rebalances is
-refused by Kafka (stale generation) and tried again at the next round. At worst (the partition
-went to another worker that committed further, and came back, all while a commit was under way)
-the group's offset moves back and records are processed again: at-least-once, never a loss.
+:class:`CommitKeeper` wraps the consumer's ``_commit_offsets`` (it notes the offsets of a commit
+that returned ``False`` while Faust noted them as committed: *owed*) and ``commit`` (after each of
+Faust's commit rounds it commits the owed offsets again, holding Faust's commit lock). An owed
+offset is dropped when its partition is revoked or Faust's note moved on. Committing an owed
+offset is always safe: Faust computed it from acknowledged records and flushed their writes first;
+at worst the group's offset moves back and records are processed again, never lost. Each offset
+committed again is logged and counted (``zoom_worker_commits_retried_total``).
 
-Each offset committed again is logged and counted (``zoom_worker_commits_retried_total``).
+Patch: no upstream issue found; the behaviour is ``Consumer._commit_offsets`` in faust-streaming
+0.15.3. Private names: ``_commit_offsets``, ``_committed_offset``, ``_commit``, ``_commit_fut``.
+Pinned by ``tests/unit/test_commits.py`` (Faust's own ``_commit_offsets`` against a refusing
+driver) and ``tests/integration/test_commits_kafka.py`` (a refused commit against the real broker,
+with a control). Remove when Faust keeps offsets whose commit Kafka refused as not committed.
 """
 
 from __future__ import annotations

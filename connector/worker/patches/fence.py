@@ -30,6 +30,12 @@ longer than ``settle`` to answer. A producer linger (``WORKER_PRODUCER_LINGER_MS
 write back for that long and widens this window accordingly, which is why it is 0 by default. A
 stale state that escapes through the window is skipped wherever the table is restored, by its
 stamp (:mod:`connector.worker.aggregates.stamps`).
+
+Patch: Faust has no fencing of a zombie's writes outside its exactly-once mode, which has open bugs
+(faust-streaming issues 517, 323, 440). Uses public attributes only (``rebalancing_count``,
+``consumer_generation_id``, ``Message.acked``). Pinned by ``tests/unit/test_worker_fence.py`` and
+``tests/reliability/test_reliability_stalled_worker.py``. Remove when the aggregates run under a
+working exactly-once mode (transactions fence zombies).
 """
 
 from __future__ import annotations

@@ -1,26 +1,20 @@
 """How the worker's Kafka consumer fetches: the broker holds a fetch for some bytes or a few ms.
 
-faust-streaming builds aiokafka's consumer with aiokafka's ``fetch_min_bytes=1`` and a hard-coded
-``fetch_max_wait_ms=1500``. With one byte as the minimum the broker answers a fetch as soon as any
-record lands in any partition the worker reads (the raw topic, the typed topics the aggregates
-read, the internal score-event topic), so at a few hundred events per second the consumer thread
-sends a fetch request, listing every assigned partition, for every record or two, and decodes
-every answer in Python. That loop, not the records, was most of the worker's CPU at low rates:
-0.37 of a core at 100 raw records/s and 0.95 at 500/s, against 0.23 and 0.61-0.65 when the
-broker holds a fetch until 64 KiB or 20 ms (the worker fed at a fixed rate, its CPU read from
-``/proc``; the end-to-end benchmark shows the same, README *Benchmarks*).
+faust-streaming builds aiokafka's consumer with ``fetch_min_bytes=1`` and a hard-coded
+``fetch_max_wait_ms=1500``: the broker answers a fetch as soon as any record lands in any partition
+the worker reads, so at a few hundred events per second the consumer thread sends and decodes a
+fetch for every record or two (most of the worker's CPU at low rates: ``docs/benchmarks.md``).
 
 :class:`WorkerApp` is a ``faust.App`` whose transport builds that consumer with
-``WORKER_FETCH_MIN_BYTES`` and ``WORKER_FETCH_MAX_WAIT_MS`` (:class:`Fetching`). What it costs: at
-low rates a record waits up to ``WORKER_FETCH_MAX_WAIT_MS`` on each hop (raw -> typed is the one
-the end-to-end latency sees), and an idle worker asks the broker every ``WORKER_FETCH_MAX_WAIT_MS``
-(about 5 % of a core at 20 ms, against 1 % with Faust's 1.5 s). With a backlog nothing changes:
-the bytes are there and the broker answers at once. ``WORKER_FETCH_MIN_BYTES=1`` with
-``WORKER_FETCH_MAX_WAIT_MS=1500`` gives Faust's own behaviour back.
+``WORKER_FETCH_MIN_BYTES`` and ``WORKER_FETCH_MAX_WAIT_MS`` (:class:`Fetching`). The price: at low
+rates a record waits up to ``WORKER_FETCH_MAX_WAIT_MS`` on each hop, and an idle worker asks the
+broker that often. ``1`` and ``1500`` give Faust's own behaviour back.
 
-The consumer is built by overriding ``AIOKafkaConsumerThread._create_worker_consumer`` and setting
-the two values on the ``AIOKafkaConsumer`` before it starts (aiokafka hands them to its fetcher in
-``start()``); pinned by ``tests/unit/test_worker_fetching.py``.
+Patch: no upstream issue found; faust-streaming 0.15.3 hard-codes the values in its aiokafka
+driver. Private names: ``AIOKafkaConsumerThread._create_worker_consumer``, ``App._new_transport``,
+aiokafka's ``_fetch_min_bytes``/``_fetch_max_wait_ms`` (set before ``start()`` hands them to the
+fetcher). Pinned by ``tests/unit/test_worker_fetching.py``. Remove when Faust exposes the
+consumer's fetch settings.
 """
 
 from __future__ import annotations

@@ -1,38 +1,26 @@
-"""Records a Faust stream skipped, found by their offsets and read again from Kafka.
+"""Records a Faust stream skipped, found by their offsets, read again from Kafka and registered.
 
-faust-streaming 0.15.3 can lose a record at a rebalance, on a partition the worker keeps: a record
-fetched under the previous consumer generation reaches the stream after the new generation began;
-the stream skips it *and acknowledges it* (``streams.py``: ``message.generation_id !=
-app.consumer_generation_id`` -> ``skipped_value``, acked "otherwise the lag would increase"),
-and the copy fetched again after the seek to the committed offsets is not delivered either. The
-offset is then committed past the record: at-least-once is broken. Seen here with two workers
-starting together: the aggregating agent received offsets 76, 77, 79 of one partition, never 78,
-and the agent's figures missed an event for good.
+At a rebalance faust-streaming 0.15.3 can acknowledge records its stream never delivered: records
+fetched under the previous consumer generation are skipped *and acknowledged*, and the copies
+fetched again after the seek are not delivered either; a partition that moves before the group's
+first commit loses the records fetched while the generation changed. The offset is then committed
+past them, which breaks at-least-once.
 
-The same path loses more when the old generation's records were many: a worker keeping a
-partition across a rebalance saw offset 11 before it and 135 after it, the 123 records between
-acknowledged unseen and committed.
+The connector's topics are neither compacted nor transactional, so offsets are dense: a jump in
+the offsets a stream delivers for a partition (within a generation, or into the next one for a
+partition kept) is a lost record, and so is a first delivered offset past where the group stands
+(its committed offset, or the log's start). :class:`OffsetGaps` finds both; :class:`Refetcher`
+reads the missing offsets with a plain consumer (no group membership, nothing committed);
+:func:`refill` puts them in front of the batch; after the batch is acknowledged :func:`settle`
+registers them with Faust's consumer (:func:`acknowledge`), without which Faust would never commit
+the partition past them. Processing is idempotent, so a record that was only late does no harm.
 
-A partition that moves to another worker loses records the same way when its group has no
-committed offset for it yet (the partition moved within a few seconds of the first worker's start,
-before Faust's first commit): faust-streaming drops records it fetched while the generation
-changed or the partition was paused, the new owner's stream begins past them, and its first commit
-passes them. Seen in the stalled-worker reliability test: raw offsets 192-203 of the partition that
-moved to the second worker were processed by neither (the first stopped at 191, the second began
-at 204). So the first record a stream delivers for a partition it did not have before is compared
-with where the group stands: the committed offset, or the log's start when nothing is committed
-(``auto.offset.reset=earliest``); the records in between are read again like any other gap.
-
-The topics the connector reads are neither compacted nor transactional, so their offsets are
-dense: a jump in the offsets a stream delivers for a partition (within a consumer generation, or
-into the next one for a partition the worker kept) is a lost record. :class:`OffsetGaps` finds
-the jumps; :class:`Refetcher` reads the missing offsets again (a plain consumer assigned to the
-partition, no group membership, nothing committed); the agent processes them with the batch,
-before acknowledging it, and then registers them with Faust's consumer (:func:`acknowledge`),
-without which faust-streaming would never commit the partition past them. The raw-topic agent
-(:mod:`connector.worker.agent`) and both stages of the aggregates use it. Processing is
-idempotent, so a record that was only late, not lost, or a range another worker processed after
-all, does no harm.
+Patch: faust-streaming PR 223 (records of an older consumer generation are skipped and
+acknowledged) and issue 312 (commits across a gap in acknowledgements). Private name:
+``Consumer._add_gap`` (:func:`acknowledge`). Pinned by ``tests/unit/test_gaps.py``,
+``tests/integration/test_gap_commits_kafka.py`` (an injected skip, with a control that shows the
+commits stall without :func:`acknowledge`) and the kill/rebalance reliability tests. Remove when
+faust-streaming delivers, or stops acknowledging, the records it skips at a rebalance.
 """
 
 from __future__ import annotations

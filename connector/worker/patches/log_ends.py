@@ -6,6 +6,10 @@ good. The lag metric and the stall watch (:mod:`connector.worker.stalls`) read t
 partition left unfetched looked caught up (lag 0, nothing waiting) while records waited in Kafka.
 :class:`LogEnds` asks the broker (ListOffsets, through librdkafka, with the cluster's security
 settings) and keeps the answers in :attr:`LogEnds.latest`.
+
+Patch: compensates for aiokafka's high watermark going stale for a partition Faust stopped fetching
+(faust-streaming issues 629 and 471). No private names. Pinned by
+``tests/integration/test_log_ends_kafka.py``. Remove with :mod:`.partitions`.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ classes are the aiokafka driver's (Faust's producer raises them), so this lives 
 another transport raises other classes.
 
 Patch: no upstream issue; transport-specific knowledge. Pinned by
-``tests/unit/test_worker_delivery.py`` (a too-large record is refused, a timeout retried). Remove
-when the worker stops writing through Faust's aiokafka producer.
+``tests/unit/test_worker_delivery.py`` (a too-large record is refused, a timeout retried).
+Remove when the worker stops writing through Faust's aiokafka producer.
 """
 
 from __future__ import annotations
