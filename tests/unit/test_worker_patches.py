@@ -121,3 +121,13 @@ def test_tested_versions_pass() -> None:
     check_versions({"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}.__getitem__)
     assert parse_version("0.15.3.post1") == (0, 15, 3)
     assert parse_version("0.14.0rc1") == (0, 14, 0)
+
+
+def test_pyproject_pins_the_tested_ranges() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    pins = {d.split(">=")[0]: d for d in pyproject["project"]["dependencies"] if ">=" in d}
+    for name, (lowest, beyond) in TESTED.items():
+        shown = (".".join(map(str, lowest)), ".".join(map(str, beyond)))
+        assert pins[name] == f"{name}>={shown[0]},<{shown[1]}"
