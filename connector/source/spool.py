@@ -3,9 +3,10 @@
 When Kafka does not acknowledge a webhook in time, the source writes the record here, fsyncs, and
 only then answers 200; :mod:`connector.source.drainer` later sends the spool to Kafka in order.
 
-Layout: ``<SOURCE_SPOOL_DIR>/segment-<12-digit sequence>.spool``, oldest first. One process writes
-the newest ("active") segment; every segment found at start-up is sealed and drained, and new
-records go to a fresh segment, so nothing is ever appended after a torn tail. A segment is deleted
+Layout: ``<SOURCE_SPOOL_DIR>/segment-<12-digit sequence>.spool``, oldest first, and a ``lock``
+file that one process at a time holds (``flock``). That process writes the newest ("active")
+segment; every segment found at start-up is sealed and drained, and new records go to a fresh
+segment, so nothing is ever appended after a torn tail. A segment is deleted
 once every record in it is acknowledged; a segment in which damage was found is renamed
 ``*.damaged`` instead, for the operator to inspect (it no longer counts towards the limit).
 
@@ -21,6 +22,7 @@ An append is fsynced before it returns; a failed write is cut back off the file.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -44,6 +46,7 @@ FRAME_OVERHEAD: Final = _FRAME.size
 DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
 _SEGMENT_NAME: Final = re.compile(r"^segment-(\d{12})\.spool$")
 DAMAGED_SUFFIX: Final = ".damaged"
+LOCK_NAME: Final = "lock"
 
 DAMAGE_REASONS: Final = ("truncated", "checksum", "not_a_frame")
 """Why bytes of a segment could not be read: a frame cut short; a payload whose CRC-32 does not
@@ -205,6 +208,7 @@ class Spool:
         self._active: _Segment | None = None
         self._file: int | None = None  # the active segment's descriptor
         self._next_sequence = 1
+        self._lock_file: int | None = None
         # Totals kept beside the segments, read without the lock (an int read is atomic), so the
         # event loop never waits for an fsync in progress to learn whether records wait.
         self._total_bytes = 0
@@ -221,6 +225,7 @@ class Spool:
         except OSError as exc:
             raise SpoolError(f"cannot create the spool directory {directory}: {exc}") from exc
         spool = cls(directory, max_bytes, segment_bytes)
+        spool._lock_file = _lock(directory / LOCK_NAME)
         found: dict[int, SegmentContents] = {}
         for path in sorted(directory.iterdir()):
             match = _SEGMENT_NAME.match(path.name)
@@ -321,7 +326,11 @@ class Spool:
         self._active = None
 
     def close(self) -> None:
+        """Seal the active segment and let another process take the directory."""
         self.seal_active()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
 
     # --- draining -----------------------------------------------------------------------------
 
@@ -385,6 +394,18 @@ class Spool:
         with self._lock:
             times = [s.oldest_ms for s in self._segments.values() if s.oldest_ms is not None]
             return min(times) if times else None
+
+
+def _lock(path: Path) -> int:
+    """An exclusive lock on ``path``: two sources draining one spool would send it twice and
+    write segments of the same name."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(descriptor)
+        raise SpoolError(f"another process uses the spool directory {path.parent}") from exc
+    return descriptor
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from connector.source.spool import (
     DAMAGED_SUFFIX,
     FRAME_OVERHEAD,
+    LOCK_NAME,
     MAGIC,
     Damage,
     Spool,
@@ -25,6 +26,11 @@ from connector.source.spool import (
     decode_segment,
     encode_frame,
 )
+
+
+def _files(directory: Path) -> list[str]:
+    """The segment files (and damaged ones) in a spool directory, without its lock file."""
+    return sorted(p.name for p in directory.iterdir() if p.name != LOCK_NAME)
 
 
 def _record(n: int, size: int = 40) -> SpooledRecord:
@@ -114,7 +120,7 @@ def test_appends_reopen_in_order_across_segments(tmp_path: Path) -> None:
     assert [r for s in again.sealed() for r in again.read(s).records] == RECORDS
     assert again.records() == 5
     again.append([_record(9)])  # a new segment, never one an earlier process wrote
-    assert len(list(tmp_path.iterdir())) == 4
+    assert len(_files(tmp_path)) == 4
 
 
 def test_a_full_spool_takes_the_records_that_fit(tmp_path: Path) -> None:
@@ -135,7 +141,7 @@ def test_acknowledged_records_and_removed_segments(tmp_path: Path) -> None:
     spool.acknowledged(sequence, 2, None)
     assert spool.records() == 0 and spool.oldest_received_ms() is None
     assert spool.remove(sequence, damaged=False) is None
-    assert list(tmp_path.iterdir()) == [] and spool.size_bytes() == 0
+    assert _files(tmp_path) == [] and spool.size_bytes() == 0
 
 
 def test_a_damaged_segment_is_kept_aside(tmp_path: Path) -> None:
@@ -146,6 +152,7 @@ def test_a_damaged_segment_is_kept_aside(tmp_path: Path) -> None:
     kept = spool.remove(sequence, damaged=True)
     assert kept is not None and kept.name.endswith(DAMAGED_SUFFIX) and kept.exists()
     assert spool.size_bytes() == 0
+    spool.close()
     reopened, found = Spool.open(tmp_path, max_bytes=10**6)
     assert found == {} and reopened.records() == 0
 
@@ -153,9 +160,9 @@ def test_a_damaged_segment_is_kept_aside(tmp_path: Path) -> None:
 def test_an_empty_segment_left_behind_is_removed(tmp_path: Path) -> None:
     (tmp_path / "segment-000000000007.spool").write_bytes(b"")
     spool, found = Spool.open(tmp_path, max_bytes=10**6)
-    assert found == {} and spool.sealed() == [] and list(tmp_path.iterdir()) == []
+    assert found == {} and spool.sealed() == [] and _files(tmp_path) == []
     spool.append([RECORDS[0]])
-    assert [p.name for p in tmp_path.iterdir()] == ["segment-000000000008.spool"]
+    assert _files(tmp_path) == ["segment-000000000008.spool"]
 
 
 def test_a_torn_tail_left_behind_is_found_at_open(tmp_path: Path) -> None:
@@ -170,7 +177,7 @@ def test_a_torn_tail_left_behind_is_found_at_open(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
     spool, _ = Spool.open(tmp_path, max_bytes=10**6)
     spool.append([RECORDS[0]])
-    segment = next(tmp_path.iterdir())
+    segment = tmp_path / _files(tmp_path)[0]
     size = segment.stat().st_size
     assert spool._file is not None
     os.close(spool._file)
@@ -179,4 +186,12 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         spool.append([RECORDS[1]])
     assert segment.stat().st_size == size and spool.records() == 1
     spool.append([RECORDS[1]])  # into a new segment
-    assert spool.records() == 2 and len(list(tmp_path.iterdir())) == 2
+    assert spool.records() == 2 and len(_files(tmp_path)) == 2
+
+
+def test_one_process_at_a_time(tmp_path: Path) -> None:
+    spool, _ = Spool.open(tmp_path, max_bytes=10**6)
+    with pytest.raises(SpoolError, match="another process uses the spool directory"):
+        Spool.open(tmp_path, max_bytes=10**6)
+    spool.close()
+    Spool.open(tmp_path, max_bytes=10**6)[0].close()
