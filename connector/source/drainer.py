@@ -2,11 +2,12 @@
 
 One :class:`Drainer` task runs for the source's lifetime. It waits until the spool holds records
 and Kafka answers (``producer.is_ready()``), then takes the oldest sealed segment (sealing the
-active one when it is the last), sends its records with the source's idempotent producer, at most
-``window`` unacknowledged at a time and handed to librdkafka in spool order, and deletes the
-segment only once every record in it is acknowledged. Records whose send failed are sent again,
-in order, after a pause; a segment read after a restart is sent whole again, so a record
-acknowledged just before a crash is written twice (the worker de-duplicates by event id).
+active one when it is the last) and sends its records with the source's idempotent producer in
+chunks of ``window``, each handed to librdkafka in spool order; a chunk's records whose send
+failed are sent again after a pause, before the next chunk. After each chunk the segment's
+progress file notes how many leading records are in Kafka, and the segment is deleted only once
+every record in it is acknowledged. A source killed mid-drain sends again at most the chunk in
+flight (and a chunk acknowledged just before its note): duplicates the worker drops by event id.
 
 Damage found in a segment (a torn tail after a crash mid-write, a bad checksum) is logged and
 counted once per segment; the readable records around it are drained all the same, and the
@@ -95,14 +96,35 @@ class Drainer:
     async def _drain(self, sequence: int) -> None:
         contents = await asyncio.to_thread(self._spool.read, sequence)
         self.report(sequence, contents)
-        waiting = contents.records
+        records = contents.records
+        start = self._spool.drained(sequence)  # sent by an earlier process
+        for chunk_start in range(start, len(records), self._window):
+            chunk_end = min(chunk_start + self._window, len(records))
+            await self._deliver(sequence, records[chunk_start:chunk_end], records[chunk_end:])
+            await asyncio.to_thread(self._spool.drained_up_to, sequence, chunk_end)
+        kept = await asyncio.to_thread(self._spool.remove, sequence, damaged=bool(contents.damage))
+        if kept is not None:
+            log.warning("spool segment drained, damaged part kept path=%s", kept)
+        else:
+            log.info("spool segment drained segment=%d records=%d", sequence, len(records))
+        if self._spool.records() == 0:
+            log.info("spool drained: webhooks go to Kafka directly again")
+
+    async def _deliver(
+        self, sequence: int, chunk: list[SpooledRecord], rest: list[SpooledRecord]
+    ) -> None:
+        """Send ``chunk`` until Kafka acknowledged every record of it; ``rest`` follows it."""
+        waiting = chunk
         failures = 0
         while waiting:
             await self._until_kafka_answers()
             failed = await self._send(waiting)
             sent = len(waiting) - len(failed)
             self._metrics.spool_drained.inc(sent)
-            self._spool.acknowledged(sequence, sent, failed[0].received_at_ms if failed else None)
+            oldest = failed[0] if failed else rest[0] if rest else None
+            self._spool.acknowledged(
+                sequence, sent, oldest.received_at_ms if oldest is not None else None
+            )
             if failed:
                 failures += 1
                 pause = _RETRY_SECONDS[min(failures, len(_RETRY_SECONDS)) - 1]
@@ -114,13 +136,6 @@ class Drainer:
                 )
                 await asyncio.sleep(pause)
             waiting = failed
-        kept = await asyncio.to_thread(self._spool.remove, sequence, damaged=bool(contents.damage))
-        if kept is not None:
-            log.warning("spool segment drained, damaged part kept path=%s", kept)
-        else:
-            log.info("spool segment drained segment=%d records=%d", sequence, len(contents.records))
-        if self._spool.records() == 0:
-            log.info("spool drained: webhooks go to Kafka directly again")
 
     async def _until_kafka_answers(self) -> None:
         waited = 0

@@ -9,6 +9,8 @@ segment; every segment found at start-up is sealed and drained, and new records 
 segment, so nothing is ever appended after a torn tail. A segment is deleted
 once every record in it is acknowledged; a segment in which damage was found is renamed
 ``*.damaged`` instead, for the operator to inspect (it no longer counts towards the limit).
+While a segment drains, ``<segment>.drained`` holds how many of its leading records Kafka has
+acknowledged, so a restarted source does not send them again.
 
 Frame (big-endian): ``b"ZS"``, payload length (u32), CRC-32 of the payload (u32), payload.
 Payload: receive time in epoch ms (u64), key length (u32), value length (u32), header count (u16),
@@ -47,6 +49,7 @@ DEFAULT_SEGMENT_BYTES: Final = 8 * 1024 * 1024
 _SEGMENT_NAME: Final = re.compile(r"^segment-(\d{12})\.spool$")
 DAMAGED_SUFFIX: Final = ".damaged"
 LOCK_NAME: Final = "lock"
+PROGRESS_SUFFIX: Final = ".drained"
 
 DAMAGE_REASONS: Final = ("truncated", "checksum", "not_a_frame")
 """Why bytes of a segment could not be read: a frame cut short; a payload whose CRC-32 does not
@@ -186,8 +189,13 @@ class _Segment:
     sequence: int
     path: Path
     size: int
-    records: int
+    records: int  # not yet acknowledged
     oldest_ms: int | None
+    drained: int = 0  # leading records acknowledged (persisted in the progress file)
+
+    @property
+    def progress_path(self) -> Path:
+        return self.path.with_name(self.path.name + PROGRESS_SUFFIX)
 
 
 class Spool:
@@ -227,10 +235,17 @@ class Spool:
         spool = cls(directory, max_bytes, segment_bytes)
         spool._lock_file = _lock(directory / LOCK_NAME)
         found: dict[int, SegmentContents] = {}
-        for path in sorted(directory.iterdir()):
-            match = _SEGMENT_NAME.match(path.name)
+        names = {path.name for path in directory.iterdir()}
+        for name in sorted(names):
+            orphan = name.endswith(PROGRESS_SUFFIX) and (
+                name.removesuffix(PROGRESS_SUFFIX) not in names
+            )
+            if orphan or name.endswith(PROGRESS_SUFFIX + ".tmp"):
+                (directory / name).unlink()  # its segment was deleted, or a crash cut a note
+            match = _SEGMENT_NAME.match(name)
             if match is None:
                 continue
+            path = directory / name
             sequence = int(match.group(1))
             spool._next_sequence = max(spool._next_sequence, sequence + 1)
             data = path.read_bytes()
@@ -239,15 +254,14 @@ class Spool:
                 continue
             contents = decode_segment(data)
             found[sequence] = contents
-            spool._segments[sequence] = _Segment(
-                sequence,
-                path,
-                len(data),
-                len(contents.records),
-                contents.records[0].received_at_ms if contents.records else None,
-            )
+            segment = _Segment(sequence, path, len(data), 0, None)
+            segment.drained = min(_read_progress(segment.progress_path), len(contents.records))
+            waiting = contents.records[segment.drained :]
+            segment.records = len(waiting)
+            segment.oldest_ms = waiting[0].received_at_ms if waiting else None
+            spool._segments[sequence] = segment
             spool._total_bytes += len(data)
-            spool._pending += len(contents.records)
+            spool._pending += segment.records
         return spool, found
 
     # --- writing ------------------------------------------------------------------------------
@@ -350,6 +364,11 @@ class Spool:
             path = self._segments[sequence].path
         return decode_segment(path.read_bytes())
 
+    def drained(self, sequence: int) -> int:
+        """How many leading records of a segment are known to be in Kafka already."""
+        with self._lock:
+            return self._segments[sequence].drained
+
     def acknowledged(self, sequence: int, count: int, oldest_ms: int | None) -> None:
         """``count`` more records of a segment are in Kafka; ``oldest_ms``: the receive time of
         the oldest one still waiting (``None``: none)."""
@@ -359,6 +378,19 @@ class Spool:
             segment.records -= count
             self._pending -= count
             segment.oldest_ms = oldest_ms
+
+    def drained_up_to(self, sequence: int, count: int) -> None:
+        """Note that the first ``count`` records of a segment are all in Kafka, so a process that
+        restarts does not send them again. Not fsynced: losing the note only costs duplicates."""
+        with self._lock:
+            segment = self._segments[sequence]
+            if count <= segment.drained:
+                return
+            segment.drained = count
+            progress = segment.progress_path
+        scratch = progress.with_name(progress.name + ".tmp")
+        scratch.write_text(str(count), encoding="ascii")
+        os.replace(scratch, progress)
 
     def remove(self, sequence: int, *, damaged: bool) -> Path | None:
         """Delete a drained segment, or rename it ``*.damaged``; the new path if renamed."""
@@ -372,12 +404,14 @@ class Spool:
         del self._segments[segment.sequence]
         self._total_bytes -= segment.size
         self._pending -= segment.records
+        kept = None
         if damaged:
             kept = segment.path.with_name(segment.path.name + DAMAGED_SUFFIX)
             segment.path.rename(kept)
-            return kept
-        segment.path.unlink(missing_ok=True)
-        return None
+        else:
+            segment.path.unlink(missing_ok=True)
+        segment.progress_path.unlink(missing_ok=True)
+        return kept
 
     # --- state --------------------------------------------------------------------------------
 
@@ -394,6 +428,14 @@ class Spool:
         with self._lock:
             times = [s.oldest_ms for s in self._segments.values() if s.oldest_ms is not None]
             return min(times) if times else None
+
+
+def _read_progress(path: Path) -> int:
+    """The count in a segment's progress file; 0 when there is none or it is unreadable."""
+    try:
+        return max(0, int(path.read_text(encoding="ascii")))
+    except (OSError, ValueError):
+        return 0
 
 
 def _lock(path: Path) -> int:

@@ -195,3 +195,30 @@ def test_one_process_at_a_time(tmp_path: Path) -> None:
         Spool.open(tmp_path, max_bytes=10**6)
     spool.close()
     Spool.open(tmp_path, max_bytes=10**6)[0].close()
+
+
+def test_drain_progress_survives_a_restart(tmp_path: Path) -> None:
+    spool, _ = Spool.open(tmp_path, max_bytes=10**6)
+    spool.append(RECORDS)
+    spool.seal_active()
+    (sequence,) = spool.sealed()
+    spool.acknowledged(sequence, 3, RECORDS[3].received_at_ms)
+    spool.drained_up_to(sequence, 3)
+    spool.close()
+
+    again, found = Spool.open(tmp_path, max_bytes=10**6)
+    assert len(found[sequence].records) == 5  # the segment is whole; 3 are known to be sent
+    assert again.drained(sequence) == 3 and again.records() == 2
+    assert again.oldest_received_ms() == RECORDS[3].received_at_ms
+    again.remove(sequence, damaged=False)
+    assert _files(tmp_path) == []
+
+
+def test_stray_progress_notes_are_removed(tmp_path: Path) -> None:
+    (tmp_path / "segment-000000000003.spool.drained").write_text("7")
+    (tmp_path / "segment-000000000004.spool.drained.tmp").write_text("")
+    (tmp_path / "segment-000000000004.spool").write_bytes(encode_frame(RECORDS[0]))
+    (tmp_path / "segment-000000000004.spool.drained").write_text("not a number")
+    spool, _ = Spool.open(tmp_path, max_bytes=10**6)
+    assert _files(tmp_path) == ["segment-000000000004.spool", "segment-000000000004.spool.drained"]
+    assert spool.drained(4) == 0 and spool.records() == 1

@@ -22,6 +22,7 @@ from connector.source import WEBHOOK_PATH
 from connector.source.app import RECEIVER, create_app
 from connector.source.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
 from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, compute_signature
+from connector.source.spool import Spool, SpooledRecord
 from tests.processes import metric_total, parse_metrics
 
 SECRET = "secretValueTest"
@@ -188,3 +189,25 @@ async def test_a_spool_left_behind_is_drained_at_start(make_client: MakeClient) 
         orjson.loads(r.value)["payload"]["object"]["evaluation_id"] for r in second_producer.records
     ]
     assert stored == [f"E{n}" for n in range(5)]
+
+
+async def test_records_an_earlier_process_sent_are_not_sent_again(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    spool, _ = Spool.open(tmp_path / "spool", max_bytes=10**6)
+    spool.append([SpooledRecord(b"k", _body(n), (), n) for n in range(10)])
+    spool.seal_active()
+    (sequence,) = spool.sealed()
+    spool.drained_up_to(sequence, 4)
+    spool.close()
+
+    producer = SwitchableProducer()
+    client = await make_client(producer)
+    await _until(lambda: _spool_records(client, 0), "the spool to drain")
+    await _until(lambda: _metrics_equal(client, "zoom_source_spool_drained_total", 6), "6 sent")
+    stored = [orjson.loads(r.value)["payload"]["object"]["evaluation_id"] for r in producer.records]
+    assert stored == [f"E{n}" for n in range(4, 10)]
+
+
+async def _metrics_equal(client: TestClient[Any, Any], name: str, value: float) -> bool:
+    return metric_total(await _metrics(client), name) == value
