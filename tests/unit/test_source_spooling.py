@@ -211,3 +211,37 @@ async def test_records_an_earlier_process_sent_are_not_sent_again(
 
 async def _metrics_equal(client: TestClient[Any, Any], name: str, value: float) -> bool:
     return metric_total(await _metrics(client), name) == value
+
+
+class FlakyProducer(MemoryProducer):
+    """Times out every send while :attr:`down`, then the first attempt of every third body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.attempts: list[bytes] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
+        if self.down:
+            raise ProduceTimeout("not acknowledged")
+        self.attempts.append(value)
+        if self.attempts.count(value) == 1 and orjson.loads(value)["n"] % 3 == 0:
+            raise ProduceTimeout("not acknowledged")
+        return await super().send(topic, key, value, headers)
+
+    async def is_ready(self) -> bool:
+        return not self.down
+
+
+async def test_failed_drain_sends_are_retried_until_acknowledged(make_client: MakeClient) -> None:
+    producer = FlakyProducer()
+    client = await make_client(producer)
+    bodies = [orjson.dumps({"event": "x.y", "n": n}) for n in range(30)]
+    for body in bodies:
+        response = await client.post(WEBHOOK_PATH, data=body, headers=_signed(body))
+        assert response.status == 200
+    producer.down = False
+    await _until(lambda: _spool_records(client, 0), "the spool to drain", timeout=20)
+    assert sorted(r.value for r in producer.records) == sorted(bodies)  # each exactly once
+    assert await _metrics_equal(client, "zoom_source_spool_drained_total", 30)
+    assert len(producer.attempts) == 40  # the 10 refused sent again
