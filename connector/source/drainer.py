@@ -85,11 +85,11 @@ class Drainer:
                     if self._spool.records() == 0 and not self._spool.sealed():
                         await self._wake.wait()
                     continue
-                self._spool.seal_active()
+                await asyncio.to_thread(self._spool.seal_active)
                 continue
             try:
                 await self._drain(sealed[0])
-            except OSError:
+            except Exception:  # a disk error, or a bug: logged, and the loop goes on
                 log.exception("spool segment could not be drained segment=%d", sealed[0])
                 await asyncio.sleep(_RETRY_SECONDS[-1])
 

@@ -211,7 +211,8 @@ class Spool:
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the bookkeeping below; never held during disk I/O
+        self._write_lock = threading.Lock()  # one append (or seal) at a time
         self._segments: dict[int, _Segment] = {}
         self._active: _Segment | None = None
         self._file: int | None = None  # the active segment's descriptor
@@ -270,11 +271,13 @@ class Spool:
         """Write as many of ``records`` as fit under the limit, in order, then fsync; blocking.
 
         Returns how many were written (the rest did not fit). Raises :class:`SpoolError` when the
-        write or the fsync failed (none of them is then in the spool).
+        write or the fsync failed (none of them is then in the spool). The bookkeeping lock is
+        not held during the write and the fsync, so readers of the state never wait for the disk.
         """
         frames: list[bytes] = []
-        with self._lock:
-            room = self.max_bytes - self._total_bytes
+        with self._write_lock:
+            with self._lock:
+                room = self.max_bytes - self._total_bytes
             for record in records:
                 frame = encode_frame(record)
                 if len(frame) > room:
@@ -293,29 +296,38 @@ class Spool:
             except OSError as exc:
                 self._undo_write(segment, descriptor)
                 raise SpoolError(f"cannot write to the spool {segment.path}: {exc}") from exc
-            segment.size += len(data)
-            segment.records += len(frames)
-            self._total_bytes += len(data)
-            self._pending += len(frames)
-            if segment.oldest_ms is None:
-                segment.oldest_ms = records[0].received_at_ms
-            if segment.size >= self.segment_bytes:
-                self._seal()
+            with self._lock:
+                segment.size += len(data)
+                segment.records += len(frames)
+                self._total_bytes += len(data)
+                self._pending += len(frames)
+                if segment.oldest_ms is None:
+                    segment.oldest_ms = records[0].received_at_ms
+                if segment.size >= self.segment_bytes:
+                    self._seal()
             return len(frames)
 
     def _writable(self) -> tuple[_Segment, int]:
-        if self._active is None or self._file is None:
-            sequence = self._next_sequence
-            self._next_sequence += 1
-            path = self.directory / f"segment-{sequence:012d}.spool"
-            try:
-                self._file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                _fsync_directory(self.directory)
-            except OSError as exc:
-                raise SpoolError(f"cannot create a spool segment {path}: {exc}") from exc
-            self._active = _Segment(sequence, path, 0, 0, None)
-            self._segments[sequence] = self._active
-        return self._active, self._file
+        """The active segment and its descriptor, a new one if none is open (write lock held)."""
+        if self._active is not None and self._file is not None:
+            return self._active, self._file
+        sequence = self._next_sequence
+        self._next_sequence += 1
+        path = self.directory / f"segment-{sequence:012d}.spool"
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise SpoolError(f"cannot create a spool segment {path}: {exc}") from exc
+        segment = _Segment(sequence, path, 0, 0, None)
+        with self._lock:
+            self._file, self._active = descriptor, segment
+            self._segments[sequence] = segment
+        try:
+            _fsync_directory(self.directory)
+        except OSError as exc:
+            self._undo_write(segment, descriptor)
+            raise SpoolError(f"cannot create a spool segment {path}: {exc}") from exc
+        return segment, descriptor
 
     def _undo_write(self, segment: _Segment, descriptor: int) -> None:
         # Cut the partial frame off; if even that fails, later appends go to a new segment and a
@@ -324,14 +336,17 @@ class Spool:
             os.ftruncate(descriptor, segment.size)
         except OSError:
             log.exception("spool segment could not be cut back path=%s", segment.path)
-        self._seal()
-
-    def seal_active(self) -> None:
-        """Close the active segment, so it can be drained; the next append starts a new one."""
         with self._lock:
             self._seal()
 
+    def seal_active(self) -> None:
+        """Close the active segment, so it can be drained; the next append starts a new one.
+        Blocking: waits for an append under way."""
+        with self._write_lock, self._lock:
+            self._seal()
+
     def _seal(self) -> None:
+        # Callers hold both locks.
         if self._file is not None:
             os.close(self._file)
         self._file = None
