@@ -193,7 +193,9 @@ class WebhookReceiver:
             self.metrics.produce_errors.labels(reason=exc.reason).inc()
             facts.reason = f"{exc.reason} ({exc})"
             return _error(
-                503, "Kafka cannot store the webhook now nor the spool, retry later", exc.reason
+                503,
+                "neither Kafka nor the spool can store the webhook now, retry later",
+                exc.reason,
             )
         if isinstance(report, Spooled):
             facts.reason = f"spooled ({report.reason})"
