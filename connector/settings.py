@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     source_produce_timeout_seconds: float = 2.5
     source_max_in_flight: int = 1000
     source_access_log: bool = False
+    # Opt-in disk spool (connector.source.spool): when Kafka does not acknowledge a webhook within
+    # the produce timeout, it is fsynced here and answered 200; a drainer sends it on later.
+    source_spool_dir: Path | None = None
+    source_spool_max_bytes: int = Field(default=1024**3, ge=1)
+    source_spool_segment_bytes: int = Field(default=8 * 1024**2, ge=1)
 
     # Faust worker.
     worker_web_port: int = 6066
@@ -117,6 +122,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("source_spool_dir", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("zoom_webhook_secret_token", mode="before")
     @classmethod

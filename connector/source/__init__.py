@@ -2,7 +2,10 @@
 
 Modules: :mod:`~connector.source.signature` (Zoom's signature and URL validation),
 :mod:`~connector.source.producer`
-(a durable asyncio Kafka producer), :mod:`~connector.source.metrics`, :mod:`~connector.source.app`
+(a durable asyncio Kafka producer), the opt-in disk spool for Kafka outages
+(:mod:`~connector.source.spool` the files, :mod:`~connector.source.drainer` the drain loop,
+:mod:`~connector.source.spooling` Kafka or the spool), :mod:`~connector.source.metrics`,
+:mod:`~connector.source.app`
 (the aiohttp application), :mod:`~connector.source.server` (``zoom-connector source``) and
 :mod:`~connector.source.sender` (``zoom-connector send``).
 """

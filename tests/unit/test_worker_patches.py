@@ -28,12 +28,14 @@ def _private(name: str) -> bool:
 
 
 def _violations(path: Path) -> list[str]:
-    """Private names of other objects read in ``path``: ``x._name`` where ``x`` is not ``self``
-    or ``cls``, and underscore names imported from faust, mode or aiokafka."""
+    """Underscore names imported from faust, mode or aiokafka in ``path``; in the worker (where
+    Faust's objects are handled) also private names of other objects: ``x._name`` where ``x`` is
+    not ``self`` or ``cls``."""
     tree = ast.parse(path.read_text(), str(path))
+    in_worker = PACKAGE / "worker" in path.parents
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and _private(node.attr):
+        if in_worker and isinstance(node, ast.Attribute) and _private(node.attr):
             owner = node.value
             # librdkafka's local error codes are public API spelled with an underscore
             if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls", "KafkaError")):
