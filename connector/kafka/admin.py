@@ -20,8 +20,10 @@ and reported with their partition count (a raw topic with a different count is f
 sizes its tables after the real one). Faust creates its own internal topics (table changelogs).
 
 Before asking anything, :func:`verify_connection` makes sure the cluster answers with the
-configured credentials: a wrong SASL password or a TLS handshake failure is reported at once
-(:class:`KafkaAuthenticationError`), instead of as a request timeout half a minute later.
+configured credentials: a wrong SASL password, a broker certificate the client does not trust or
+a client certificate the broker refuses is reported at once (:class:`KafkaAuthenticationError`,
+see :mod:`connector.kafka.refusals`), instead of as a request timeout half a minute later; a key
+librdkafka cannot decrypt is a :class:`~connector.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.errors import ConnectorError
+from connector.kafka.refusals import (
+    client_creation_error,
+    librdkafka_logger,
+    refusal,
+    refusal_message,
+)
 from connector.settings import Settings
 from connector.topics import TopicNames
 
@@ -94,15 +102,16 @@ def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpe
     ]
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_client_config(), "client.id": "zoom-connector-admin"})
+def admin_client(settings: Settings, **extra: object) -> AdminClient:
+    """An admin client for the cluster, its librdkafka log in Python logging."""
+    config = {**settings.kafka_client_config(), "client.id": "zoom-connector-admin", **extra}
+    try:
+        return AdminClient(config, logger=librdkafka_logger("admin"))
+    except KafkaException as exc:
+        raise client_creation_error(config, exc) from exc
 
 
-# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
-_REFUSALS: Final = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
-)
-_PROBE_SECONDS: Final = 1.0
+_PROBE_SECONDS: Final = 0.5
 
 
 class _RefusalWatch:
@@ -112,8 +121,9 @@ class _RefusalWatch:
         self.refusal: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        if error.code() in _REFUSALS:
-            self.refusal = error.str()
+        reason = refusal(error)
+        if reason is not None:
+            self.refusal = reason
 
 
 def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
@@ -123,9 +133,7 @@ def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> 
     or the TLS handshake fails, and :class:`TopicAdminError` when it does not answer in time.
     """
     watch = _RefusalWatch()
-    admin = AdminClient(
-        {**settings.kafka_client_config(), "client.id": "zoom-connector-admin", "error_cb": watch}
-    )
+    admin = admin_client(settings, error_cb=watch)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -136,10 +144,7 @@ def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> 
         admin.poll(0)  # serves error_cb
         if watch.refusal is not None:
             raise KafkaAuthenticationError(
-                f"Kafka at {settings.bootstrap_servers} refused the connection"
-                f" (KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}): {watch.refusal}."
-                " Check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and the"
-                " KAFKA_SSL_* files"
+                refusal_message(settings.kafka_client_config(), watch.refusal)
             )
         if time.monotonic() >= deadline:
             raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")

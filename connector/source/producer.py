@@ -36,6 +36,12 @@ from typing import Any, Final, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.errors import ConnectorError
+from connector.kafka.refusals import (
+    client_creation_error,
+    librdkafka_logger,
+    refusal,
+    settings_to_check,
+)
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -119,11 +125,6 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
-# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
-_REFUSALS: Final = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
-)
-
 
 class KafkaClient(Protocol):
     """The part of confluent-kafka's ``Producer`` used here (a seam for unit tests)."""
@@ -146,7 +147,7 @@ class KafkaClient(Protocol):
 
 
 def _confluent_client(config: dict[str, Any]) -> KafkaClient:
-    return Producer(config, logger=logging.getLogger("connector.source.librdkafka"))
+    return Producer(config, logger=librdkafka_logger("source"))
 
 
 class _PolledClient:
@@ -214,7 +215,7 @@ class KafkaDurableProducer:
         try:
             client = self._client_factory({**self._config, "error_cb": self._on_client_error})
         except KafkaException as exc:
-            raise ProduceError(f"cannot create the Kafka producer: {exc.args[0]}") from exc
+            raise client_creation_error(self._config, exc) from exc
         return _PolledClient(client)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
@@ -285,8 +286,13 @@ class KafkaDurableProducer:
         if error.fatal():
             log.error("kafka client fatal error code=%s %s", error.name(), error.str())
             self._fatal_error = f"{error.name()}: {error.str()}"
-        elif error.code() in _REFUSALS:  # wrong credentials or TLS: nothing will get through
-            log.error("kafka refused the connection code=%s %s", error.name(), error.str())
+        elif (reason := refusal(error)) is not None:  # credentials or TLS: nothing gets through
+            log.error(
+                "kafka refused the connection code=%s %s; %s",
+                error.name(),
+                reason,
+                settings_to_check(self._config, reason),
+            )
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             log.warning("kafka client error code=%s %s", error.name(), error.str())
         else:
