@@ -350,7 +350,7 @@ def test_librdkafka_refuses_a_wrong_key_password(pki: Pki) -> None:
 
 def test_the_admin_client_carries_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(admin, "AdminClient", lambda config: seen.append(config) or object())
+    monkeypatch.setattr(admin, "AdminClient", lambda config, **_: seen.append(config) or object())
     settings = _scram()
     admin.admin_client(settings)
     assert seen == [{**settings.kafka_client_config(), "client.id": "zoom-connector-admin"}]
