@@ -17,11 +17,13 @@ lives and dies with the JVM):
    ``NONE``), then polled until the management port says ready and the ccompat API answers.
 
 Try it by hand: ``python -m connector.registry.local_apicurio`` prints ``SCHEMA_REGISTRY_URL`` and
-runs until Ctrl-C.
+runs until Ctrl-C; ``--fetch`` only fetches the app and checks for Java (CI runs it before the
+tests, so a missing piece fails there, with its own timing).
 """
 
 from __future__ import annotations
 
+import argparse
 import fcntl
 import logging
 import os
@@ -291,9 +293,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def main() -> int:
-    """Run a local registry until Ctrl-C, printing its URL."""
+def main(argv: list[str] | None = None) -> int:
+    """Run a local registry until Ctrl-C, printing its URL (``--fetch``: only get it ready)."""
+    parser = argparse.ArgumentParser(prog="python -m connector.registry.local_apicurio")
+    parser.add_argument("--fetch", action="store_true", help="fetch the app, check Java, exit")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.fetch:
+        try:
+            java = find_java_at_least(MIN_JAVA_MAJOR, "Apicurio Registry")
+            app = resolve_registry_app()
+        except ConnectorError as exc:
+            print(f"local_apicurio: {exc}")
+            return 2
+        print(f"Apicurio Registry {APICURIO_VERSION}: {app}; Java {java.major}: {java.executable}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="apicurio-") as work, LocalApicurio(Path(work)) as reg:
         print(f"SCHEMA_REGISTRY_URL={reg.url}", flush=True)
         try:
