@@ -28,6 +28,7 @@ librdkafka cannot decrypt is a :class:`~connector.errors.ConfigurationError`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +43,7 @@ from connector.kafka.refusals import (
     client_creation_error,
     librdkafka_logger,
     refusal,
+    refusal_in_log,
     refusal_message,
 )
 from connector.settings import Settings
@@ -114,16 +116,24 @@ def admin_client(settings: Settings, **extra: object) -> AdminClient:
 _PROBE_SECONDS: Final = 0.5
 
 
-class _RefusalWatch:
-    """An ``error_cb`` keeping the last refusal librdkafka reported."""
+class _RefusalWatch(logging.Filter):
+    """An ``error_cb``, and a filter on the client's librdkafka logger, keeping the last refusal
+    librdkafka reported by either way."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.refusal: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
         reason = refusal(error)
         if reason is not None:
             self.refusal = reason
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reason = refusal_in_log(record)
+        if reason is not None and self.refusal is None:
+            self.refusal = reason
+        return True
 
 
 def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
@@ -134,20 +144,25 @@ def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> 
     """
     watch = _RefusalWatch()
     admin = admin_client(settings, error_cb=watch)
+    log = librdkafka_logger("admin")
+    log.addFilter(watch)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=_PROBE_SECONDS)
-            return
-        except KafkaException as exc:
-            last = exc
-        admin.poll(0)  # serves error_cb
-        if watch.refusal is not None:
-            raise KafkaAuthenticationError(
-                refusal_message(settings.kafka_client_config(), watch.refusal)
-            )
-        if time.monotonic() >= deadline:
-            raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")
+    try:
+        while True:
+            try:
+                admin.list_topics(timeout=_PROBE_SECONDS)
+                return
+            except KafkaException as exc:
+                last = exc
+            admin.poll(0)  # serves error_cb and the log
+            if watch.refusal is not None:
+                raise KafkaAuthenticationError(
+                    refusal_message(settings.kafka_client_config(), watch.refusal)
+                )
+            if time.monotonic() >= deadline:
+                raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")
+    finally:
+        log.removeFilter(watch)
 
 
 def partition_counts(

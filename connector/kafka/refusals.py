@@ -50,6 +50,22 @@ def refusal(error: KafkaError) -> str | None:
     return None
 
 
+def refusal_in_log(record: logging.LogRecord) -> str | None:
+    """librdkafka's text when one of its log lines reports a refusal, else ``None``.
+
+    The same causes as :func:`refusal`, for librdkafka builds whose ``error_cb`` text leaves the
+    TLS alert out (it then shows only in the connection's ``FAIL`` log line).
+    """
+    if record.levelno < logging.ERROR:
+        return None
+    text = record.getMessage()
+    if _TLS_ALERT.search(text) or _UNTRUSTED_BROKER.search(text):
+        return text
+    if "SASL authentication error" in text:
+        return text
+    return None
+
+
 def settings_to_check(config: ClientConfig, reason: str) -> str:
     """What to check for a refusal with librdkafka's ``reason``, in the user's variable names."""
     certificate = config.get("ssl.certificate.location")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,12 @@ from confluent_kafka import KafkaError, KafkaException
 from pydantic import SecretStr
 
 from connector.errors import ConfigurationError
-from connector.kafka.refusals import client_creation_error, refusal, refusal_message
+from connector.kafka.refusals import (
+    client_creation_error,
+    refusal,
+    refusal_in_log,
+    refusal_message,
+)
 from connector.settings import Settings
 
 UNTRUSTED = (
@@ -35,6 +41,21 @@ SASL = "sasl_ssl://localhost:9095/bootstrap: SASL authentication error: Authenti
 )
 def test_refusals(code: int, text: str, refused: bool) -> None:
     assert (refusal(KafkaError(code, text)) is not None) == refused
+
+
+@pytest.mark.parametrize(
+    ("level", "text", "refused"),
+    [
+        (logging.ERROR, f"FAIL [rdkafka#producer-1] [thrd:x]: {ALERT}", True),
+        (logging.ERROR, f"FAIL [rdkafka#producer-1] [thrd:x]: {UNTRUSTED}", True),
+        (logging.ERROR, f"FAIL [rdkafka#producer-1] [thrd:x]: {SASL}", True),
+        (logging.ERROR, "FAIL [rdkafka#producer-1] [thrd:x]: Connection refused", False),
+        (logging.DEBUG, f"SSL [rdkafka#producer-1] [thrd:x]: {ALERT}", False),
+    ],
+)
+def test_refusals_in_librdkafka_log_lines(level: int, text: str, refused: bool) -> None:
+    record = logging.LogRecord("librdkafka", level, __file__, 1, "%s", (text,), None)
+    assert (refusal_in_log(record) is not None) == refused
 
 
 @pytest.mark.parametrize(
