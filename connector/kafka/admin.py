@@ -118,7 +118,8 @@ _PROBE_SECONDS: Final = 0.5
 
 class _RefusalWatch(logging.Filter):
     """An ``error_cb``, and a filter on the client's librdkafka logger, keeping the last refusal
-    librdkafka reported by either way."""
+    librdkafka reported by either way. The refusal's own log lines are dropped: the error raised
+    with it says the same once (librdkafka logs it for every connection attempt)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,9 +132,11 @@ class _RefusalWatch(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         reason = refusal_in_log(record)
-        if reason is not None and self.refusal is None:
+        if reason is None:
+            return True
+        if self.refusal is None:
             self.refusal = reason
-        return True
+        return False
 
 
 def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
