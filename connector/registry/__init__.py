@@ -20,8 +20,8 @@ Two checks of our own, for what registries leave to their configuration:
   accept it, but the records already written would silently read as ``UNKNOWN``;
 * a subject whose compatibility level is ``NONE`` (Apicurio's default) is logged as a warning
   at start-up: such a registry accepts any change, including ones that break readers.
- Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO``
-(``user:password``). TLS: ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://``
+
+Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`` (``user:password``). TLS: ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://``
 registry; the system's CAs otherwise), ``SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`` and
 ``SCHEMA_REGISTRY_SSL_KEY_LOCATION`` (a client certificate, for a registry requiring mutual TLS).
 """
