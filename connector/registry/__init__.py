@@ -21,9 +21,10 @@ Two checks of our own, for what registries leave to their configuration:
 * a subject whose compatibility level is ``NONE`` (Apicurio's default) is logged as a warning
   at start-up: such a registry accepts any change, including ones that break readers.
 
-Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`` (``user:password``). TLS: ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://``
-registry; the system's CAs otherwise), ``SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`` and
-``SCHEMA_REGISTRY_SSL_KEY_LOCATION`` (a client certificate, for a registry requiring mutual TLS).
+Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`` (``user:password``). TLS:
+``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://`` registry; the system's CAs
+otherwise), ``SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`` and ``SCHEMA_REGISTRY_SSL_KEY_LOCATION``
+(a client certificate, for a registry requiring mutual TLS).
 """
 
 from __future__ import annotations

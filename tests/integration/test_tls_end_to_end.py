@@ -45,7 +45,7 @@ from connector.kafka.local_broker.certs import (
 )
 from connector.paths import avro_schemas_dir
 from connector.spec import load_catalog
-from connector.streams.aggregates.record import AgentScoresCodec
+from connector.worker.aggregates.record import AgentScoresCodec
 from tests import kafka_helpers
 from tests.processes import (
     CONNECTOR_COMMAND,
