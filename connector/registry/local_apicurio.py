@@ -27,6 +27,7 @@ import argparse
 import fcntl
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -56,6 +57,8 @@ MAVEN_TIMEOUT_SECONDS: Final = 900.0
 _DEPENDENCY_PLUGIN: Final = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 _RUNNER: Final = "quarkus-run.jar"
 _POLL_SECONDS: Final = 0.25
+_PORT_ATTEMPTS: Final = 3
+_PORT_TAKEN: Final = re.compile(r"in use by another process|already in use")
 
 # A small registry on a small, shared machine: little heap, the quick JIT only, one GC thread.
 _JVM_TUNING: Final = (
@@ -209,14 +212,28 @@ class LocalApicurio:
         java = find_java_at_least(MIN_JAVA_MAJOR, "Apicurio Registry", self._environ)
         app = resolve_registry_app(self.version, self._environ)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        command = self.command(java, app)
+        began = time.monotonic()
+        for attempt in range(_PORT_ATTEMPTS):
+            self._launch(java, app)
+            try:
+                self._wait_until_ready(began + timeout)
+            except RegistryStartError:
+                # The ports were free when chosen; something may have taken one since.
+                if attempt + 1 == _PORT_ATTEMPTS or not _PORT_TAKEN.search(self.log_tail(400)):
+                    raise
+                self.http_port, self.management_port = free_ports(2)
+                continue
+            logger.info("Apicurio Registry ready in %.1f s", time.monotonic() - began)
+            break
+        return self.url
+
+    def _launch(self, java: JavaRuntime, app: Path) -> None:
         logger.info(
             "starting Apicurio Registry %s at %s (Java %d)", self.version, self.url, java.major
         )
-        began = time.monotonic()
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
-                command,
+                self.command(java, app),
                 cwd=self.work_dir,
                 env=dict(self._environ),
                 stdin=subprocess.DEVNULL,
@@ -224,9 +241,6 @@ class LocalApicurio:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_until_ready(began + timeout)
-        logger.info("Apicurio Registry ready in %.1f s", time.monotonic() - began)
-        return self.url
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; a no-op when not running."""
