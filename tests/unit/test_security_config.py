@@ -443,6 +443,7 @@ def test_the_runner_hands_the_security_settings_to_its_children(
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
         "KAFKA_SASL_USERNAME": "zoom-connector",
         "KAFKA_SASL_PASSWORD": "pw-1",
+        "ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret",
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
