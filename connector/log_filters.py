@@ -3,10 +3,10 @@
 :class:`FreshStartCoordinatorFilter`: on a broker that has just started (``make run`` on a fresh
 machine, a new test broker), the worker's first consumer-group request finds no group coordinator
 yet: Kafka creates its ``__consumer_offsets`` topic on that first request. aiokafka logs
-``[ERROR] Group Coordinator Request failed: [Error 15] CoordinatorNotAvailableError`` and retries,
-and a moment later the worker runs normally. For the first :data:`FRESH_START_SECONDS` after the
-filter is installed such retriable failures are logged at INFO, saying so; after that they stay
-errors, since a coordinator missing for longer is a real problem.
+``[ERROR] Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError`` and
+retries, and a moment later the worker runs normally. For the first :data:`FRESH_START_SECONDS`
+after the filter is installed such retriable failures are logged at INFO, saying so; after that
+they stay errors, since a coordinator missing for longer is a real problem.
 """
 
 from __future__ import annotations
