@@ -78,6 +78,8 @@ def generate_command() -> int:
     for name in changed:
         print(f"wrote {folder / name}")
     print(f"{len(catalog.event_types)} schemas in {folder}, {len(changed)} changed")
+    for line in stale_files(catalog, folder):  # only incompatibilities can be left
+        print(f"warning: {line} (see docs/operations.md, section 7)", file=sys.stderr)
     return 0
 
 

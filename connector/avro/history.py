@@ -11,13 +11,18 @@ hexadecimal of the 8 bytes after ``C3 01`` in the records that schema wrote, so 
 the writer's schema with ``value[2:10].hex()``. The files are the ``.avsc`` exactly as released.
 
 ``zoom-connector schemas generate`` adds the current schema of every event type (it never removes
-one); ``schemas check`` fails when a current schema is missing from the history or a history file
-does not match its name. The history is committed, and shipped in the wheel with ``schemas/avro``.
+one); ``schemas check`` fails when a current schema is missing from the history, a history file
+does not match its name, or records of a released schema and of the current one cannot be read
+with the other (sample records of each, generated from the schema, written with one and read with
+the other: a new field without a default, a changed type or a dropped union branch fail). The
+history is committed, and shipped in the wheel with ``schemas/avro``.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import random
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import fastavro
+import fastavro.utils
 
 from connector.avro.errors import CodecError, Reason
 from connector.avro.framing import crc64_avro
@@ -98,7 +104,45 @@ def history_problems(schemas_dir: Path, files: Mapping[str, bytes]) -> list[str]
             problems.append(
                 f"wrong name: {released.path} holds the schema with fingerprint {actual.hex()}"
             )
+            continue
+        if released.event_type not in files:
+            continue
+        current = json.loads(files[released.event_type])
+        if actual == fingerprint(current):
+            continue
+        for writer, reader, who in (
+            (released.schema, current, "the current schema cannot read records of"),
+            (current, released.schema, "readers of this schema cannot read current records:"),
+        ):
+            failure = unreadable(writer, reader)
+            if failure is not None:
+                problems.append(f"incompatible: {who} {released.path}: {failure}")
     return problems
+
+
+SAMPLE_RECORDS: Final = 50
+
+
+def unreadable(writer: Mapping[str, Any], reader: Mapping[str, Any]) -> str | None:
+    """Why records ``writer`` wrote cannot be read as ``reader`` (sample records), or ``None``."""
+    from connector.avro.codec import without_logical_types
+
+    parsed_writer = fastavro.parse_schema(without_logical_types(dict(writer)))
+    parsed_reader = fastavro.parse_schema(without_logical_types(dict(reader)))
+    state = random.getstate()
+    random.seed(0)  # fastavro's sample records come from the random module: the same every run
+    try:
+        for datum in fastavro.utils.generate_many(parsed_writer, SAMPLE_RECORDS):
+            buffer = io.BytesIO()
+            fastavro.schemaless_writer(buffer, parsed_writer, datum)
+            buffer.seek(0)
+            try:
+                fastavro.schemaless_reader(buffer, parsed_writer, parsed_reader)
+            except Exception as exc:  # fastavro's resolution errors have no common base
+                return f"{type(exc).__name__}: {exc}"
+    finally:
+        random.setstate(state)
+    return None
 
 
 def _path_for(schemas_dir: Path, event_type: str, schema: Mapping[str, Any]) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +92,39 @@ def test_without_the_history_an_old_record_is_an_unknown_schema(tmp_path: Path) 
     release.add_a_symbol_and_a_field()
     with pytest.raises(CodecError, match="no schema has fingerprint"):
         EventCodec(load_schemas(release.schemas)).decode(old_record)
+
+
+def _change_the_evaluation(release: Release, change: Callable[[dict[str, Any]], None]) -> None:
+    path = release.specs / "quality_management.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    body = document["webhooks"][EVENT_TYPE]["post"]["requestBody"]["content"]
+    change(body["application/json"]["schema"]["properties"]["payload"]["properties"]["object"])
+    path.write_text(json.dumps(document), encoding="utf-8")
+    generate(load_catalog_from(release.specs), release.schemas)
+
+
+def _required_field(evaluation: dict[str, Any]) -> None:
+    evaluation["properties"]["reviewer"] = {"type": "string"}
+    evaluation["required"].append("reviewer")
+
+
+def _changed_type(evaluation: dict[str, Any]) -> None:
+    evaluation["properties"]["scorecard_name"] = {"type": "integer"}
+
+
+def test_check_refuses_a_change_that_breaks_readers_of_old_records(tmp_path: Path) -> None:
+    release = Release.copy_of_the_repository(tmp_path)
+    _change_the_evaluation(release, _required_field)
+    (problem,) = stale_files(load_catalog_from(release.specs), release.schemas)
+    assert problem.startswith("incompatible: the current schema cannot read records of ")
+    assert "reviewer" in problem
+
+
+def test_check_refuses_a_change_that_breaks_readers_either_way(tmp_path: Path) -> None:
+    release = Release.copy_of_the_repository(tmp_path)
+    _change_the_evaluation(release, _changed_type)
+    problems = stale_files(load_catalog_from(release.specs), release.schemas)
+    assert [p.split(":", 2)[1].strip()[:20] for p in problems] == [
+        "the current schema c",
+        "readers of this sche",
+    ]
