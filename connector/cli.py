@@ -46,7 +46,7 @@ def _cmd_source(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from connector.log_filters import install_worker_log_filters
-    from connector.streams.worker import run_worker
+    from connector.worker.command import run_worker
 
     install_worker_log_filters()
 
