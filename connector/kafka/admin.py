@@ -21,11 +21,16 @@ sizes its tables after the real one). Faust creates its own internal topics (tab
 
 Before asking anything, :func:`verify_connection` makes sure the cluster answers with the
 configured credentials: a wrong SASL password or a TLS handshake failure is reported at once
-(:class:`KafkaAuthenticationError`), instead of as a request timeout half a minute later.
+(:class:`KafkaAuthenticationError`), a cluster that does not answer within
+``KAFKA_CONNECT_TIMEOUT_SECONDS`` as :class:`KafkaUnreachableError`, whose message says what to
+check. librdkafka's own log lines (one per reconnect attempt) are coalesced meanwhile
+(:mod:`connector.kafka.coalescing_log`): the first, then how many more came.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +41,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.errors import ConnectorError
+from connector.kafka.coalescing_log import CoalescingLog
 from connector.settings import Settings
 from connector.topics import TopicNames
 
@@ -51,6 +57,10 @@ class TopicAdminError(ConnectorError):
 
 class KafkaAuthenticationError(TopicAdminError):
     """The cluster refused the connection: SASL credentials, or the TLS handshake."""
+
+
+class KafkaUnreachableError(TopicAdminError):
+    """No broker of the cluster answered in time."""
 
 
 @dataclass(frozen=True)
@@ -94,8 +104,17 @@ def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpe
     ]
 
 
+LIBRDKAFKA_LOGGER: Final = "connector.kafka.librdkafka"
+
+
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({**settings.kafka_client_config(), "client.id": "zoom-connector-admin"})
+    return AdminClient(
+        {
+            **settings.kafka_client_config(),
+            "client.id": "zoom-connector-admin",
+            "logger": CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER)),
+        }
+    )
 
 
 # librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
@@ -105,36 +124,55 @@ _REFUSALS: Final = frozenset(
 _PROBE_SECONDS: Final = 1.0
 
 
-class _RefusalWatch:
-    """An ``error_cb`` keeping the last refusal librdkafka reported."""
+_ATTEMPT_DETAILS: Final = re.compile(
+    r"\s*\((?:after \d+ms in state \w+|\d+ identical error\(s\) suppressed)\)"
+)
+
+
+class _ConnectionWatch:
+    """An ``error_cb`` keeping the last refusal and the last transport error librdkafka reported."""
 
     def __init__(self) -> None:
         self.refusal: str | None = None
+        self.failure: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
         if error.code() in _REFUSALS:
             self.refusal = error.str()
+        elif error.code() != KafkaError._ALL_BROKERS_DOWN:
+            self.failure = _ATTEMPT_DETAILS.sub("", error.str())
 
 
-def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
+def verify_connection(settings: Settings, timeout: float | None = None) -> None:
     """Return once the cluster answers a metadata request with the configured credentials.
 
     Raises :class:`KafkaAuthenticationError` as soon as the cluster refuses the SASL credentials
-    or the TLS handshake fails, and :class:`TopicAdminError` when it does not answer in time.
+    or the TLS handshake fails, and :class:`KafkaUnreachableError` when it does not answer within
+    ``timeout`` (``KAFKA_CONNECT_TIMEOUT_SECONDS``).
     """
-    watch = _RefusalWatch()
+    if timeout is None:
+        timeout = settings.kafka_connect_timeout_seconds
+    watch = _ConnectionWatch()
+    librdkafka_log = CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER))
     admin = AdminClient(
-        {**settings.kafka_client_config(), "client.id": "zoom-connector-admin", "error_cb": watch}
+        {
+            **settings.kafka_client_config(),
+            "client.id": "zoom-connector-admin",
+            "error_cb": watch,
+            "logger": librdkafka_log,
+        }
     )
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin.list_topics(timeout=_PROBE_SECONDS)
+            admin.list_topics(timeout=max(0.1, min(_PROBE_SECONDS, deadline - time.monotonic())))
             return
         except KafkaException as exc:
             last = exc
-        admin.poll(0)  # serves error_cb
+        finally:
+            admin.poll(0)  # serves error_cb and the log
         if watch.refusal is not None:
+            librdkafka_log.flush()
             raise KafkaAuthenticationError(
                 f"Kafka at {settings.bootstrap_servers} refused the connection"
                 f" (KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}): {watch.refusal}."
@@ -142,7 +180,26 @@ def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> 
                 " KAFKA_SSL_* files"
             )
         if time.monotonic() >= deadline:
-            raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")
+            librdkafka_log.flush()
+            raise KafkaUnreachableError(
+                unreachable_message(settings, timeout, watch.failure or last)
+            )
+
+
+def unreachable_message(settings: Settings, timeout: float, cause: object) -> str:
+    """What to say, and what to check, when the cluster did not answer."""
+    configured = settings.kafka_bootstrap_servers
+    where = (
+        f"KAFKA_BOOTSTRAP_SERVERS={configured}"
+        if configured
+        else f"KAFKA_BOOTSTRAP_SERVERS (unset, so {settings.bootstrap_servers})"
+    )
+    return (
+        f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout:g} s ({cause})."
+        f" Check {where}, that the broker is running and reachable from here"
+        " (`zoom-connector kafka status` for the local one), and its KAFKA_SECURITY_PROTOCOL"
+        f" ({settings.kafka_security_protocol}); KAFKA_CONNECT_TIMEOUT_SECONDS waits longer"
+    )
 
 
 def partition_counts(
