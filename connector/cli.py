@@ -10,11 +10,32 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from connector.errors import ConnectorError
 from connector.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose epilog may be computed only when its help is shown."""
+
+    def __init__(self, *args: Any, epilog_when_shown: Callable[[], str] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self._epilog_when_shown = epilog_when_shown
+
+    def format_help(self) -> str:
+        if self._epilog_when_shown is not None:
+            self.epilog = self._epilog_when_shown()
+        return super().format_help()
+
+
+def _example_names() -> str:
+    from connector.spec import load_catalog
+
+    names = "\n  ".join(load_catalog().event_types)
+    return f"examples (--example EVENT), from specs/:\n  {names}"
 
 
 def _cmd_source(args: argparse.Namespace, settings: Settings) -> int:
@@ -24,7 +45,10 @@ def _cmd_source(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.log_filters import install_worker_log_filters
     from connector.worker.command import run_worker
+
+    install_worker_log_filters()
 
     return run_worker(settings)
 
@@ -87,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Zoom contact-center webhooks into Kafka as typed Avro topics.",
     )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING, ... [LOG_LEVEL]")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     sub.add_parser("source", help="run the HTTP webhook receiver").set_defaults(handler=_cmd_source)
     sub.add_parser("worker", help="run the Faust worker").set_defaults(handler=_cmd_worker)
@@ -112,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("action", choices=["create"])
     topics.set_defaults(handler=_cmd_topics)
 
-    send = sub.add_parser("send", help="sign a webhook body as Zoom does and POST it to a source")
+    send = sub.add_parser(
+        "send",
+        help="sign a webhook body as Zoom does and POST it to a source",
+        epilog_when_shown=_example_names,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     what = send.add_mutually_exclusive_group(required=True)
     what.add_argument("file", nargs="?", default=None, help="a JSON file, or - for stdin")
     what.add_argument("--example", default=None, metavar="EVENT", help="send the spec's example")

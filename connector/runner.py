@@ -1,5 +1,7 @@
 """``zoom-connector run``: the source and the worker together, for one machine.
 
+0. Check the whole configuration of both components (:mod:`connector.preflight`): a mistake is
+   reported before a broker is started or a topic created.
 1. When ``KAFKA_BOOTSTRAP_SERVERS`` is unset, start the local broker
    (:mod:`connector.kafka.local_broker`, as ``zoom-connector kafka start`` does; it is left running
    afterwards, as with that command) and use it.
@@ -41,6 +43,9 @@ def _start_local_broker() -> str:
 
 def run_all(settings: Settings) -> int:
     """Run source and worker until a signal or until one of them exits; returns the exit code."""
+    from connector.preflight import check_configuration
+
+    check_configuration(settings, COMPONENTS)
     env = dict(os.environ)
     if settings.kafka_bootstrap_servers is None:
         bootstrap = _start_local_broker()

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     kafka_ssl_key_location: str | None = None
     # The password of an encrypted KAFKA_SSL_KEY_LOCATION.
     kafka_ssl_key_password: SecretStr | None = None
+    # How long a command waits at start-up for the cluster to answer before it gives up, saying
+    # what to check (`topics create`, the worker; the source keeps serving, answering 503).
+    kafka_connect_timeout_seconds: float = Field(default=6.0, gt=0)
 
     # Optional Confluent-compatible schema registry. Its TLS files are its own (a registry
     # often has a public certificate while the brokers have a private CA): unset, an https://

@@ -5,6 +5,11 @@ built. Per event the work is: parse JSON (orjson), convert and check it against 
 schema (:mod:`connector.avro.convert`, which names the offending JSON path), write with fastavro,
 put the framing's header in front (:mod:`connector.avro.framing`).
 
+Records written under an earlier schema of an event type (single-object encoding, with the
+schema history of :mod:`connector.avro.history` given as ``history``) are read with that writer
+schema and resolved to the current one by fastavro: fields added since get their defaults, enum
+symbols dropped since read as the enum's default.
+
 Decoding returns plain JSON values: ``timestamp-millis`` fields come back as epoch-millisecond
 integers, exactly as Zoom sent them (consumers who want ``datetime`` objects read the ``.avsc``
 with fastavro directly).
@@ -21,6 +26,7 @@ from typing import Any
 
 import fastavro
 import orjson
+from fastavro.read import SchemaResolutionError
 
 from connector.avro.convert import compile_converter
 from connector.avro.errors import (
@@ -30,6 +36,7 @@ from connector.avro.errors import (
     UnknownEventTypeError,
 )
 from connector.avro.framing import Framing, SingleObjectFraming
+from connector.avro.history import WriterSchema, fingerprint
 from connector.paths import avro_schemas_dir
 
 SCHEMA_SUFFIX = ".avsc"
@@ -104,6 +111,7 @@ class EventCodec:
         self,
         schemas: Mapping[str, dict[str, Any]] | None = None,
         framing: Framing | None = None,
+        history: Mapping[bytes, WriterSchema] | None = None,
     ) -> None:
         schemas = dict(schemas) if schemas is not None else load_schemas()
         self._schemas: dict[str, _EventSchema] = {}
@@ -115,7 +123,17 @@ class EventCodec:
                 parsed_plain=fastavro.parse_schema(without_logical_types(schema)),
                 convert=compile_converter(schema),
             )
-        self.framing: Framing = framing or SingleObjectFraming(self.canonical_forms())
+        # Writer schemas of earlier releases, parsed once: fingerprint -> (event type, schema).
+        current = {fingerprint(s.schema) for s in self._schemas.values()}
+        self._older: dict[bytes, tuple[str, Any]] = {
+            key: (old.event_type, fastavro.parse_schema(without_logical_types(old.schema)))
+            for key, old in (history or {}).items()
+            if old.event_type in self._schemas and key not in current
+        }
+        self.framing: Framing = framing or SingleObjectFraming(
+            self.canonical_forms(),
+            {key: event_type for key, (event_type, _) in self._older.items()},
+        )
 
     @property
     def event_types(self) -> list[str]:
@@ -166,11 +184,18 @@ class EventCodec:
     def decode(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """Framed Avro bytes back to (event type, datum as plain JSON values)."""
         event_type, body = self.framing.unframe(data)
+        reader = self._lookup(event_type).parsed_plain
+        older = (
+            self._older.get(SingleObjectFraming.fingerprint_of(data) or b"")
+            if self._older
+            else None
+        )
         try:
-            datum = fastavro.schemaless_reader(
-                io.BytesIO(body), self._lookup(event_type).parsed_plain, None
-            )
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError) as exc:
+            if older is None:
+                datum = fastavro.schemaless_reader(io.BytesIO(body), reader, None)
+            else:
+                datum = fastavro.schemaless_reader(io.BytesIO(body), older[1], reader)
+        except (EOFError, ValueError, IndexError, UnicodeDecodeError, SchemaResolutionError) as exc:
             raise CodecError(Reason.MALFORMED_RECORD, f"cannot read Avro body: {exc}") from exc
         if not isinstance(datum, dict):
             raise CodecError(Reason.MALFORMED_RECORD, "the Avro body is not a record")

@@ -54,11 +54,17 @@ class Framing(Protocol):
 
 
 class SingleObjectFraming:
-    """Avro single-object encoding, keyed by each schema's canonical-form fingerprint."""
+    """Avro single-object encoding, keyed by each schema's canonical-form fingerprint.
 
-    def __init__(self, canonical_forms: Mapping[str, str]) -> None:
+    ``older`` maps the fingerprints of earlier schemas (``schemas/avro/history``) to their event
+    types: records they wrote are recognised too (the codec resolves them to the current schema).
+    """
+
+    def __init__(
+        self, canonical_forms: Mapping[str, str], older: Mapping[bytes, str] | None = None
+    ) -> None:
         self._headers: dict[str, bytes] = {}
-        self._event_types: dict[bytes, str] = {}
+        self._event_types: dict[bytes, str] = dict(older or {})
         for event_type, canonical in canonical_forms.items():
             fingerprint = struct.pack("<Q", crc64_avro(canonical.encode("utf-8")))
             self._headers[event_type] = SINGLE_OBJECT_MAGIC + fingerprint
@@ -66,6 +72,11 @@ class SingleObjectFraming:
 
     def header(self, event_type: str) -> bytes:
         return self._headers[event_type]
+
+    @staticmethod
+    def fingerprint_of(data: bytes) -> bytes | None:
+        """The writer's fingerprint in ``data``, ``None`` when it is not single-object encoded."""
+        return bytes(data[2:10]) if len(data) >= 10 and data[:2] == SINGLE_OBJECT_MAGIC else None
 
     def frame(self, event_type: str, body: bytes) -> bytes:
         return self._headers[event_type] + body

@@ -22,13 +22,17 @@ sizes its tables after the real one). Faust creates its own internal topics (tab
 Before asking anything, :func:`verify_connection` makes sure the cluster answers with the
 configured credentials: a wrong SASL password, a broker certificate the client does not trust or
 a client certificate the broker refuses is reported at once (:class:`KafkaAuthenticationError`,
-see :mod:`connector.kafka.refusals`), instead of as a request timeout half a minute later; a key
-librdkafka cannot decrypt is a :class:`~connector.errors.ConfigurationError`.
+see :mod:`connector.kafka.refusals`; a key librdkafka cannot decrypt is a
+:class:`~connector.errors.ConfigurationError`), a cluster that does not answer within
+``KAFKA_CONNECT_TIMEOUT_SECONDS`` as :class:`KafkaUnreachableError`, whose message says what to
+check. librdkafka's own log lines (one per reconnect attempt) are coalesced meanwhile
+(:mod:`connector.kafka.coalescing_log`): the first, then how many more came.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,9 +43,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.errors import ConnectorError
+from connector.kafka.coalescing_log import CoalescingLog
 from connector.kafka.refusals import (
     client_creation_error,
-    librdkafka_logger,
     refusal,
     refusal_in_log,
     refusal_message,
@@ -61,6 +65,10 @@ class TopicAdminError(ConnectorError):
 
 class KafkaAuthenticationError(TopicAdminError):
     """The cluster refused the connection: SASL credentials, or the TLS handshake."""
+
+
+class KafkaUnreachableError(TopicAdminError):
+    """No broker of the cluster answered in time."""
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,22 @@ def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpe
     ]
 
 
+LIBRDKAFKA_LOGGER: Final = "connector.kafka.librdkafka"
+
+
 def admin_client(settings: Settings, **extra: object) -> AdminClient:
-    """An admin client for the cluster, its librdkafka log in Python logging."""
-    config = {**settings.kafka_client_config(), "client.id": "zoom-connector-admin", **extra}
+    """An admin client for the cluster (``extra``: more librdkafka settings, e.g. ``error_cb``).
+
+    librdkafka refusing the settings (a key it cannot decrypt) is a ConfigurationError.
+    """
+    config = {
+        **settings.kafka_client_config(),
+        "client.id": "zoom-connector-admin",
+        "logger": CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER)),
+        **extra,
+    }
     try:
-        return AdminClient(config, logger=librdkafka_logger("admin"))
+        return AdminClient(config)
     except KafkaException as exc:
         raise client_creation_error(config, exc) from exc
 
@@ -116,19 +135,28 @@ def admin_client(settings: Settings, **extra: object) -> AdminClient:
 _PROBE_SECONDS: Final = 0.5
 
 
-class _RefusalWatch(logging.Filter):
-    """An ``error_cb``, and a filter on the client's librdkafka logger, keeping the last refusal
-    librdkafka reported by either way. The refusal's own log lines are dropped: the error raised
-    with it says the same once (librdkafka logs it for every connection attempt)."""
+_ATTEMPT_DETAILS: Final = re.compile(
+    r"\s*\((?:after \d+ms in state \w+|\d+ identical error\(s\) suppressed)\)"
+)
+
+
+class _ConnectionWatch(logging.Filter):
+    """An ``error_cb`` keeping the last refusal and the last transport error librdkafka reported,
+    and a filter on librdkafka's logger that takes a refusal from its log lines too (builds whose
+    ``error_cb`` text leaves the TLS alert out). Those lines are dropped: the error raised with
+    the refusal says the same."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refusal: str | None = None
+        self.failure: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
         reason = refusal(error)
         if reason is not None:
             self.refusal = reason
+        elif error.code() != KafkaError._ALL_BROKERS_DOWN:
+            self.failure = _ATTEMPT_DETAILS.sub("", error.str())
 
     def filter(self, record: logging.LogRecord) -> bool:
         reason = refusal_in_log(record)
@@ -139,33 +167,59 @@ class _RefusalWatch(logging.Filter):
         return False
 
 
-def verify_connection(settings: Settings, timeout: float = _TIMEOUT_SECONDS) -> None:
+def verify_connection(settings: Settings, timeout: float | None = None) -> None:
     """Return once the cluster answers a metadata request with the configured credentials.
 
     Raises :class:`KafkaAuthenticationError` as soon as the cluster refuses the SASL credentials
-    or the TLS handshake fails, and :class:`TopicAdminError` when it does not answer in time.
+    or the TLS handshake fails, and :class:`KafkaUnreachableError` when it does not answer within
+    ``timeout`` (``KAFKA_CONNECT_TIMEOUT_SECONDS``).
     """
-    watch = _RefusalWatch()
-    admin = admin_client(settings, error_cb=watch)
-    log = librdkafka_logger("admin")
-    log.addFilter(watch)
+    if timeout is None:
+        timeout = settings.kafka_connect_timeout_seconds
+    watch = _ConnectionWatch()
+    librdkafka_log = CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER))
+    admin = admin_client(settings, error_cb=watch, logger=librdkafka_log)
+    python_log = logging.getLogger(LIBRDKAFKA_LOGGER)
+    python_log.addFilter(watch)
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                admin.list_topics(timeout=_PROBE_SECONDS)
+                probe = max(0.1, min(_PROBE_SECONDS, deadline - time.monotonic()))
+                admin.list_topics(timeout=probe)
                 return
             except KafkaException as exc:
                 last = exc
-            admin.poll(0)  # serves error_cb and the log
+            finally:
+                admin.poll(0)  # serves error_cb and the log
             if watch.refusal is not None:
+                librdkafka_log.flush()
                 raise KafkaAuthenticationError(
                     refusal_message(settings.kafka_client_config(), watch.refusal)
                 )
             if time.monotonic() >= deadline:
-                raise TopicAdminError(f"cannot reach Kafka at {settings.bootstrap_servers}: {last}")
+                librdkafka_log.flush()
+                raise KafkaUnreachableError(
+                    unreachable_message(settings, timeout, watch.failure or last)
+                )
     finally:
-        log.removeFilter(watch)
+        python_log.removeFilter(watch)
+
+
+def unreachable_message(settings: Settings, timeout: float, cause: object) -> str:
+    """What to say, and what to check, when the cluster did not answer."""
+    configured = settings.kafka_bootstrap_servers
+    where = (
+        f"KAFKA_BOOTSTRAP_SERVERS={configured}"
+        if configured
+        else f"KAFKA_BOOTSTRAP_SERVERS (unset, so {settings.bootstrap_servers})"
+    )
+    return (
+        f"cannot reach Kafka at {settings.bootstrap_servers} within {timeout:g} s ({cause})."
+        f" Check {where}, that the broker is running and reachable from here"
+        " (`zoom-connector kafka status` for the local one), and its KAFKA_SECURITY_PROTOCOL"
+        f" ({settings.kafka_security_protocol}); KAFKA_CONNECT_TIMEOUT_SECONDS waits longer"
+    )
 
 
 def partition_counts(

@@ -13,8 +13,7 @@ as a *transport* error (``_TRANSPORT``, "Receive failed: ... SSL alert number 42
 
 :func:`client_creation_error` turns librdkafka's refusal to build a client (an encrypted key it
 cannot decrypt: "ssl.key.location failed: ... PEM lib") into a message naming
-``KAFKA_SSL_KEY_PASSWORD``. :func:`librdkafka_logger` routes librdkafka's own log lines into
-Python logging instead of raw stderr.
+``KAFKA_SSL_KEY_PASSWORD``.
 """
 
 from __future__ import annotations
@@ -121,8 +120,3 @@ def client_creation_error(config: ClientConfig, exc: KafkaException) -> Configur
             f"cannot read KAFKA_SSL_CA_LOCATION={config.get('ssl.ca.location')}: {text}"
         )
     return ConfigurationError(f"cannot create a Kafka client with these settings: {text}")
-
-
-def librdkafka_logger(name: str) -> logging.Logger:
-    """The Python logger librdkafka's log lines of one kind of client go to."""
-    return logging.getLogger(f"connector.kafka.librdkafka.{name}")

@@ -16,6 +16,11 @@ source then answered 503, Zoom retries, and the raw topic holds the event twice:
 pipeline deduplicates by event. The reverse never happens: ``send`` returns only after the broker
 acknowledged the write to all in-sync replicas.
 
+While the cluster cannot be reached the source keeps serving (answering 503) and says so with a
+line naming what to check; that line, librdkafka's reconnect failures and failed readiness checks
+are coalesced (:mod:`connector.kafka.coalescing_log`): each is written once, then as a count every
+30 s for as long as it lasts.
+
 Errors are :class:`ProduceError` subclasses with a machine-readable :attr:`ProduceError.reason`.
 Unit tests substitute anything satisfying the :class:`DurableProducer` protocol.
 """
@@ -36,12 +41,8 @@ from typing import Any, Final, Protocol
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.errors import ConnectorError
-from connector.kafka.refusals import (
-    client_creation_error,
-    librdkafka_logger,
-    refusal,
-    settings_to_check,
-)
+from connector.kafka.coalescing_log import CoalescingLog
+from connector.kafka.refusals import client_creation_error, refusal, settings_to_check
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ class KafkaClient(Protocol):
 
 
 def _confluent_client(config: dict[str, Any]) -> KafkaClient:
-    return Producer(config, logger=librdkafka_logger("source"))
+    return Producer(config)
 
 
 class _PolledClient:
@@ -198,6 +199,8 @@ class KafkaDurableProducer:
         self._ready_lock = asyncio.Lock()
         self._ready_checked_at = -_READINESS_TTL_SECONDS
         self._ready = False
+        self._log = CoalescingLog(log)
+        self._librdkafka_log = CoalescingLog(logging.getLogger("connector.source.librdkafka"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaDurableProducer:
@@ -213,7 +216,9 @@ class KafkaDurableProducer:
 
     def _new_client(self) -> _PolledClient:
         try:
-            client = self._client_factory({**self._config, "error_cb": self._on_client_error})
+            client = self._client_factory(
+                {**self._config, "error_cb": self._on_client_error, "logger": self._librdkafka_log}
+            )
         except KafkaException as exc:
             raise client_creation_error(self._config, exc) from exc
         return _PolledClient(client)
@@ -249,7 +254,7 @@ class KafkaDurableProducer:
                     await asyncio.to_thread(client.list_topics, timeout=_METADATA_TIMEOUT_SECONDS)
                     self._ready = True
                 except KafkaException as exc:
-                    log.warning("kafka readiness check failed error=%s", exc.args[0])
+                    self._log.warning("kafka readiness check failed error=%s", exc.args[0])
                     self._ready = False
                 self._ready_checked_at = time.monotonic()
             return self._ready
@@ -260,6 +265,8 @@ class KafkaDurableProducer:
             pending = await asyncio.to_thread(current.close, self._delivery_timeout + 2.0)
             if pending:
                 log.warning("kafka producer closed with undelivered records count=%d", pending)
+        self._log.flush()
+        self._librdkafka_log.flush()
         if self._retiring:
             await asyncio.gather(*self._retiring)
 
@@ -287,14 +294,18 @@ class KafkaDurableProducer:
             log.error("kafka client fatal error code=%s %s", error.name(), error.str())
             self._fatal_error = f"{error.name()}: {error.str()}"
         elif (reason := refusal(error)) is not None:  # credentials or TLS: nothing gets through
-            log.error(
-                "kafka refused the connection code=%s %s; %s",
+            self._log.error(
+                "kafka refused the connection code=%s %s: webhooks are answered 503; %s",
                 error.name(),
                 reason,
                 settings_to_check(self._config, reason),
             )
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
-            log.warning("kafka client error code=%s %s", error.name(), error.str())
+            self._log.warning(
+                "cannot reach Kafka at %s: webhooks are answered 503 until it answers;"
+                " check KAFKA_BOOTSTRAP_SERVERS and that the broker is running and reachable",
+                self._config.get("bootstrap.servers"),
+            )
         else:
             log.debug("kafka client error code=%s %s", error.name(), error.str())
 

@@ -4,11 +4,13 @@ The body is a JSON file (``-`` for stdin), sent byte for byte, or with ``--examp
 spec's example for that event type. It is signed with a fresh timestamp (epoch seconds) and the
 *first* secret of ``ZOOM_WEBHOOK_SECRET_TOKEN``. ``--url`` is the source's base URL (default
 ``http://localhost:SOURCE_PORT``); when it has no path, ``/zoom/webhooks`` is appended. The
-command prints the answer's status line and body, and exits 0 on a 2xx answer, 1 otherwise.
+command prints the answer's status line and body, and exits 0 on a 2xx answer, 1 otherwise;
+httpx's own log line for the request is left out (the command prints the answer itself).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -60,6 +62,7 @@ def send_command(
         raise ConfigurationError(
             "ZOOM_WEBHOOK_SECRET_TOKEN is not set: send signs the body with its first secret"
         )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     body = read_body(file, example)
     target = webhook_url(settings, url)
     headers = {"content-type": "application/json", **signed_headers(secrets[0], body, time.time())}

@@ -117,7 +117,9 @@ def create_app(
         raw_partitions=partitions,
         log_ends=LogEnds(settings.kafka_client_config(), f"{settings.worker_id}-log-ends"),
         batches=Batches(),
-        refetcher=Refetcher(settings, consumer=lambda: app.consumer),
+        refetcher=Refetcher(
+            settings.kafka_client_config(), settings.worker_id, consumer=lambda: app.consumer
+        ),
         sink=FaustSink(app),
     )
     for install in INSTALLERS if installers is None else installers:

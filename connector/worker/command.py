@@ -15,6 +15,7 @@ import faust
 
 from connector.avro.codec import EventCodec, load_schemas
 from connector.avro.framing import ConfluentFraming
+from connector.avro.history import load_history
 from connector.errors import ConfigurationError
 from connector.kafka.admin import partition_counts
 from connector.settings import Settings
@@ -28,7 +29,7 @@ def build_codec(settings: Settings) -> EventCodec:
     """The codec for typed records: Confluent framing with a registry, else single-object."""
     schemas = load_schemas()
     if not settings.schema_registry_url:
-        return EventCodec(schemas)
+        return EventCodec(schemas, history=load_history())
     from connector.registry import register_schemas
 
     ids = register_schemas(settings, schemas)

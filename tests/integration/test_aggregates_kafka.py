@@ -749,7 +749,8 @@ async def test_the_refetcher_reads_a_range_of_offsets_again(
     for number in range(10):
         producer.produce(topic, key=b"k%d" % number, value=b"v%d" % number, partition=1)
     assert producer.flush(30) == 0
-    refetcher = Refetcher(Settings(kafka_bootstrap_servers=kafka_bootstrap, worker_id="w"))
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, worker_id="w")
+    refetcher = Refetcher(settings.kafka_client_config(), settings.worker_id)
     records = await refetcher.fetch(Gap(topic, 1, 3, 7))
     assert [(r.offset, r.key, r.value) for r in records] == [
         (n, b"k%d" % n, b"v%d" % n) for n in range(3, 7)

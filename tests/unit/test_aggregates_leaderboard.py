@@ -13,6 +13,7 @@ from connector.worker.aggregates.leaderboard import (
     InvalidQuery,
     LeaderboardQuery,
     Ranking,
+    answer,
     entry_of,
     merge,
     parse_query,
@@ -96,8 +97,9 @@ def test_entries_per_window_and_as_of() -> None:
     assert entry_of(state, query, now) == Entry(30.0, "a", "A", 1)
     latest = parse_query({"metric": "evaluations.score_mean", "window": "7d", "as_of": "latest"})
     assert entry_of(state, latest, T0 + 100 * DAY) == Entry(30.0, "a", "A", 1)
-    # as of now, 100 days on, nothing is in the window: not ranked
-    assert entry_of(state, query, T0 + 100 * DAY) is None
+    # as of now, 100 days on, nothing is in the window: not ranked (its latest event kept)
+    stale = entry_of(state, query, T0 + 100 * DAY)
+    assert stale is not None and stale.value is None and stale.latest == T0
     lifetime = parse_query({"metric": "evaluations.count", "window": "lifetime"})
     assert entry_of(state, lifetime, now) == Entry(2, "a", "A", 2)
     # no interactions: not ranked for an interaction metric
@@ -106,10 +108,11 @@ def test_entries_per_window_and_as_of() -> None:
     lifetime_3 = parse_query(
         {"metric": "evaluations.count", "window": "lifetime", "min_count": "3"}
     )
-    assert entry_of(state, lifetime_3, now) is None
+    assert entry_of(state, lifetime_3, now) == Entry(None, "a", "A", 2)
     # no scores: not ranked for a score metric
     unscored = _agent("u", [(T0, None)])
-    assert entry_of(unscored, query, now) is None
+    assert entry_of(unscored, query, now) == Entry(None, "u", "U", 1)
+    assert rank([stale, Entry(None, "u", "U", 1)], 5) == Ranking([], [], 0, T0)
 
 
 def test_interaction_entries() -> None:
@@ -139,3 +142,54 @@ def test_merging_partial_rankings_equals_ranking_everything() -> None:
     for limit in (1, 5, 50, 100):
         merged = merge([rank(part, limit) for part in parts], limit)
         assert merged == rank(entries, limit)
+
+
+EXAMPLE_TS = 1_616_666_666_000  # 2021-03-25, like Zoom's example events
+
+
+def test_an_empty_default_leaderboard_says_why_and_what_shows_data() -> None:
+    agents = [_agent(a, [(EXAMPLE_TS - DAY, 8.0), (EXAMPLE_TS, 9.0)]) for a in ("a", "b")]
+    now = EXAMPLE_TS + 1000 * DAY  # 2023-12-20
+    query = parse_query({})
+    parts = [rank([e for s in agents[i::2] if (e := entry_of(s, query, now))], 10) for i in (0, 1)]
+    ranking = merge([Ranking.from_json(p.to_json()) for p in parts], 10)
+    result = answer(query, ranking, now)
+    assert (result["agents_ranked"], result["top"], result["newest_event_ms"]) == (
+        0,
+        [],
+        EXAMPLE_TS,
+    )
+    assert result["note"] == (
+        "no evaluations in last_30_days as of now (2023-11-21 to 2023-12-20, UTC): the newest is"
+        " from 2021-03-25; as_of=latest ends each agent's window on its latest event,"
+        " window=lifetime takes them all"
+    )
+    latest = parse_query({"as_of": "latest", "metric": "evaluations.score_mean"})
+    ranked = rank([e for s in agents if (e := entry_of(s, latest, now))], 10)
+    assert "note" not in answer(latest, ranked, now)
+    assert answer(latest, ranked, now)["agents_ranked"] == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "entries", "note"),
+    [
+        ({}, [], "no agent has evaluations yet"),
+        (
+            {"min_count": "3", "window": "lifetime"},
+            [Entry(None, "a", None, 2, EXAMPLE_TS)],
+            "no agent has a value for evaluations.ratio_mean in lifetime as of now with at least"
+            " 3 event(s) (the newest evaluations event is from 2021-03-25)",
+        ),
+    ],
+)
+def test_other_empty_answers_say_why(
+    params: dict[str, str], entries: list[Entry], note: str
+) -> None:
+    query = parse_query(params)
+    assert answer(query, rank(entries, 10), EXAMPLE_TS)["note"] == note
+
+
+def test_a_partial_answer_from_a_worker_without_the_newest_time_still_merges() -> None:
+    old = {"agents_ranked": 1, "top": [], "bottom": []}
+    assert Ranking.from_json(old).newest_event_ms is None
+    assert merge([Ranking.from_json(old), Ranking([], [], 0, 5)], 3).newest_event_ms == 5

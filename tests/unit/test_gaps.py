@@ -11,7 +11,6 @@ from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from connector.settings import Settings
 from connector.worker.patches.gaps import (
     Gap,
     OffsetGaps,
@@ -181,7 +180,7 @@ class _HungRefetcher(Refetcher):
 
 
 async def test_an_agent_never_waits_for_good_on_a_refetch(caplog: pytest.LogCaptureFixture) -> None:
-    refetcher = _HungRefetcher(Settings(), timeout=0.2)
+    refetcher = _HungRefetcher({"bootstrap.servers": "localhost:9092"}, "w", timeout=0.2)
     started = time.monotonic()
     assert await refetcher.start_offsets([("raw", 0)]) == {}
     assert await refetcher.fetch(Gap("raw", 0, 0, 1)) == []

@@ -36,6 +36,7 @@ from connector import runner
 from connector.avro.codec import load_schemas
 from connector.errors import ConfigurationError
 from connector.kafka import admin
+from connector.kafka.coalescing_log import CoalescingLog
 from connector.registry import (
     SchemaRegistrationError,
     register_schemas,
@@ -350,10 +351,12 @@ def test_librdkafka_refuses_a_wrong_key_password(pki: Pki) -> None:
 
 def test_the_admin_client_carries_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(admin, "AdminClient", lambda config, **_: seen.append(config) or object())
+    monkeypatch.setattr(admin, "AdminClient", lambda config: seen.append(config) or object())
     settings = _scram()
     admin.admin_client(settings)
-    assert seen == [{**settings.kafka_client_config(), "client.id": "zoom-connector-admin"}]
+    (config,) = seen
+    assert isinstance(config.pop("logger"), CoalescingLog)
+    assert config == {**settings.kafka_client_config(), "client.id": "zoom-connector-admin"}
 
 
 def _aiokafka_auth(app: faust.App) -> dict[str, Any]:
@@ -443,6 +446,7 @@ def test_the_runner_hands_the_security_settings_to_its_children(
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
         "KAFKA_SASL_USERNAME": "zoom-connector",
         "KAFKA_SASL_PASSWORD": "pw-1",
+        "ZOOM_WEBHOOK_SECRET_TOKEN": "s3cret",
     }
     for name, value in variables.items():
         monkeypatch.setenv(name, value)

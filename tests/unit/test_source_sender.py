@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from connector.cli import build_parser
 from connector.errors import ConfigurationError
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
@@ -140,3 +142,25 @@ def test_send_unreachable_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 )
 def test_webhook_url(url: str | None, expected: str) -> None:
     assert webhook_url(_settings(), url) == expected
+
+
+async def test_send_prints_the_answer_without_httpx_logging_the_request(
+    source: tuple[TestServer, MemoryProducer],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, _ = source
+    caplog.set_level(logging.INFO)
+    url = str(server.make_url("/"))
+    event = "quality_management.evaluation_completed"
+    assert await _send(_settings(), file=None, example=event, url=url) == 0
+    assert capsys.readouterr().out.startswith("200 OK\n")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("httpx")] == []
+
+
+def test_send_help_lists_the_example_names(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["send", "--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out.split("examples (--example EVENT)", 1)[1].split()
+    assert shown[-len(load_catalog().event_types) :] == load_catalog().event_types

@@ -13,15 +13,18 @@ Parameters (every one optional; anything else is refused, so a typo cannot go un
   that one lucky evaluation does not top the board.
 
 Agents without a value for the metric in the window (no events, or none carrying the figure) are
-not ranked. Ties are broken by agent id. Every worker ranks the agents of the partitions it owns
-(:func:`rank`); the worker that was asked merges the partial answers (:func:`merge`), which is
-exact because the global top ``n`` is among the union of every part's top ``n``.
+not ranked. An answer that ranks nobody carries a ``note`` saying why (:func:`answer`): typically
+that the newest event is older than the window as of now (Zoom's 2021-dated examples, a replay of
+old data), with the parameters that would show it. Ties are broken by agent id. Every worker
+ranks the agents of the partitions it owns (:func:`rank`); the worker that was asked merges the
+partial answers (:func:`merge`), which is exact because the global top ``n`` is among the union
+of every part's top ``n``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from connector.errors import ConnectorError
@@ -33,6 +36,7 @@ from connector.worker.aggregates.windows import (
     WINDOWS_BY_NAME,
     Window,
     day_of,
+    iso_day,
 )
 
 SECTIONS: Final = ("evaluations", "interactions")
@@ -123,12 +127,17 @@ def parse_as_of(value: str) -> str:
 
 @dataclass(frozen=True)
 class Entry:
-    """One ranked agent."""
+    """One agent's standing: ranked when it has a ``value``.
 
-    value: float
+    ``value`` is ``None`` for an agent with events of the metric's kind but no value in the
+    window; its ``latest`` event time (epoch ms) still tells an empty answer why it is empty.
+    """
+
+    value: float | None
     agent_id: str
     display_name: str | None
     count: int
+    latest: int | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -144,7 +153,7 @@ class Entry:
 
 
 def entry_of(state: AgentState, query: LeaderboardQuery, now_ms: int) -> Entry | None:
-    """The agent's value for the query, ``None`` when it has none."""
+    """The agent's entry for the query; ``None`` when it has no event of the metric's kind."""
     if query.section == "evaluations":
         section: Any = state.evaluations
     else:
@@ -159,24 +168,26 @@ def entry_of(state: AgentState, query: LeaderboardQuery, now_ms: int) -> Entry |
     else:
         stats = interaction_stats(window_totals, span, section)
     value = stats[query.figure]
-    if value is None or stats["count"] < query.min_count:
-        return None
-    return Entry(value, state.agent, state.display_name, stats["count"])
+    if stats["count"] < query.min_count:
+        value = None
+    return Entry(value, state.agent, state.display_name, stats["count"], section.latest)
 
 
 @dataclass(frozen=True)
 class Ranking:
-    """The top and bottom agents of some partitions."""
+    """The top and bottom agents of some partitions, and the newest event time seen there."""
 
     top: list[Entry]
     bottom: list[Entry]
     ranked: int
+    newest_event_ms: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "agents_ranked": self.ranked,
             "top": [e.to_json() for e in self.top],
             "bottom": [e.to_json() for e in self.bottom],
+            "newest_event_ms": self.newest_event_ms,
         }
 
     @classmethod
@@ -185,15 +196,21 @@ class Ranking:
             [Entry.from_json(e) for e in data["top"]],
             [Entry.from_json(e) for e in data["bottom"]],
             int(data["agents_ranked"]),
+            data.get("newest_event_ms"),
         )
 
 
+def _newest(times: Iterable[int | None]) -> int | None:
+    return max((t for t in times if t is not None), default=None)
+
+
 def rank(entries: Iterable[Entry], limit: int) -> Ranking:
-    """The ``limit`` highest and lowest entries (ties: by agent id)."""
-    ranked = list(entries)
-    top = sorted(ranked, key=lambda e: (-e.value, e.agent_id))[:limit]
-    bottom = sorted(ranked, key=lambda e: (e.value, e.agent_id))[:limit]
-    return Ranking(top, bottom, len(ranked))
+    """The ``limit`` highest and lowest entries with a value (ties: by agent id)."""
+    entries = list(entries)
+    ranked = [(e.value, e) for e in entries if e.value is not None]
+    top = [e for _, e in sorted(ranked, key=lambda ve: (-ve[0], ve[1].agent_id))[:limit]]
+    bottom = [e for _, e in sorted(ranked, key=lambda ve: (ve[0], ve[1].agent_id))[:limit]]
+    return Ranking(top, bottom, len(ranked), _newest(e.latest for e in entries))
 
 
 def merge(parts: Iterable[Ranking], limit: int) -> Ranking:
@@ -201,4 +218,36 @@ def merge(parts: Iterable[Ranking], limit: int) -> Ranking:
     parts = list(parts)
     candidates = {e.agent_id: e for part in parts for e in (*part.top, *part.bottom)}
     merged = rank(candidates.values(), limit)
-    return Ranking(merged.top, merged.bottom, sum(part.ranked for part in parts))
+    return Ranking(
+        merged.top,
+        merged.bottom,
+        sum(part.ranked for part in parts),
+        _newest(part.newest_event_ms for part in parts),
+    )
+
+
+def answer(query: LeaderboardQuery, ranking: Ranking, now_ms: int) -> dict[str, Any]:
+    """The JSON answer: the query, the ranking, and a ``note`` when nobody is ranked."""
+    result = {**query.describe(), **ranking.to_json()}
+    if ranking.ranked == 0:
+        result["note"] = empty_note(query, ranking.newest_event_ms, now_ms)
+    return result
+
+
+def empty_note(query: LeaderboardQuery, newest_ms: int | None, now_ms: int) -> str:
+    """Why a leaderboard ranks nobody, and what would show data."""
+    section = query.section
+    if newest_ms is None:
+        return f"no agent has {section} yet"
+    newest = iso_day(day_of(newest_ms))
+    span = query.window.span(day_of(now_ms))
+    if query.as_of == "now" and span is not None and day_of(newest_ms) < span[0]:
+        return (
+            f"no {section} in {query.window.name} as of now ({iso_day(span[0])} to"
+            f" {iso_day(span[1])}, UTC): the newest is from {newest}; as_of=latest ends each"
+            " agent's window on its latest event, window=lifetime takes them all"
+        )
+    return (
+        f"no agent has a value for {query.metric} in {query.window.name} as of {query.as_of}"
+        f" with at least {query.min_count} event(s) (the newest {section} event is from {newest})"
+    )

@@ -33,6 +33,7 @@ from connector.worker.aggregates.leaderboard import (
     InvalidQuery,
     LeaderboardQuery,
     Ranking,
+    answer,
     entry_of,
     merge,
     parse_as_of,
@@ -170,7 +171,7 @@ def install_scores_views(app: faust.App, queries: ScoresQueries) -> None:
                 return self.error(400, str(exc))
             except Unavailable as exc:
                 return self.error(503, str(exc), headers={"Retry-After": "1"})
-            return self.json({**query.describe(), **ranking.to_json()})
+            return self.json(answer(query, ranking, round(queries.clock() * 1000)))
 
         async def _gather(self, request: Any, query: LeaderboardQuery) -> Ranking:
             parts: list[Ranking] = []

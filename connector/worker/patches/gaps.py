@@ -28,14 +28,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, TopicPartition
 from faust.types import TP
-
-from connector.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -167,16 +165,19 @@ class Refetcher:
 
     def __init__(
         self,
-        settings: Settings,
+        client_config: Mapping[str, Any],
+        group_id: str,
         timeout: float = _REFETCH_TIMEOUT_SECONDS,
         consumer: Callable[[], Any] | None = None,
     ) -> None:
-        """``consumer``: the Faust consumer whose commits must pass the records read again."""
+        """``client_config``: librdkafka's settings of the cluster; ``group_id``: the worker's
+        consumer group (``WORKER_ID``); ``consumer``: the Faust consumer whose commits must pass
+        the records read again."""
         self._consumer = consumer
         self._config = {
-            **settings.kafka_client_config(),
+            **client_config,
             # required by librdkafka; never joined (assign, not subscribe), never committed to
-            "group.id": f"{settings.worker_id}-refetch",
+            "group.id": f"{group_id}-refetch",
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
             "auto.offset.reset": "earliest",
@@ -186,7 +187,7 @@ class Refetcher:
         # close, say); the agent waits at most this long for a whole read.
         self._bound = timeout * 1.5
         # the worker's own consumer group (Faust's app id), only asked for its committed offsets
-        self._group_config = {**self._config, "group.id": settings.worker_id}
+        self._group_config = {**self._config, "group.id": group_id}
 
     async def fetch(self, gap: Gap) -> list[Record]:
         """The records of ``gap`` that could be read (none when the read did not end in time)."""
