@@ -4,7 +4,7 @@ Registration, the wire format, 409s and compatibility levels are tested against 
 (a local Apicurio Registry) in ``tests/integration/test_registry_apicurio.py``. Here
 :class:`FakeSchemaRegistry`, a few endpoints of the Confluent API over real HTTP, stands in for
 the faults Apicurio cannot produce without an identity server: basic auth sent, and refused
-(401). Plus an unreachable registry, and :func:`removed_enum_symbols` on schema pairs.
+(401). Plus an unreachable registry.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import SecretStr
 
 from connector.avro.codec import load_schemas
-from connector.registry import SchemaRegistrationError, register_schemas, removed_enum_symbols
+from connector.registry import SchemaRegistrationError, register_schemas
 from connector.settings import Settings
 
 
@@ -166,66 +166,3 @@ def test_wrong_credentials_and_unreachable_registry_are_clear_errors(
         pytest.raises(SchemaRegistrationError, match="cannot register"),
     ):
         register_schemas(unreachable, load_schemas(), client=client)
-
-
-def _enum(name: str, *symbols: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "enum", "name": name, "symbols": list(symbols), **extra}
-
-
-def _record(name: str, *fields: tuple[str, Any], **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "record",
-        "name": name,
-        "fields": [{"name": n, "type": t} for n, t in fields],
-        **extra,
-    }
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "removed"),
-    [
-        pytest.param(
-            _record("R", ("e", _enum("E", "A", "B", "UNKNOWN"))),
-            _record("R", ("e", _enum("E", "A", "B", "C", "UNKNOWN"))),
-            {},
-            id="symbol-added",
-        ),
-        pytest.param(
-            _record("R", ("e", _enum("E", "A", "B", "UNKNOWN")), namespace="ns"),
-            _record("R", ("e", _enum("E", "A", "UNKNOWN")), namespace="ns"),
-            {"ns.E": ["B"]},
-            id="symbol-removed-namespace-inherited",
-        ),
-        pytest.param(
-            _record("R", ("e", ["null", _enum("x.E", "A", "B")])),
-            _record("R", ("e", ["null", _enum("x.E", "B2", "A")])),
-            {"x.E": ["B"]},
-            id="symbol-renamed-in-union-full-name",
-        ),
-        pytest.param(
-            _record("R", ("l", {"type": "array", "items": _enum("E", "A", "B")})),
-            _record("R", ("l", {"type": "map", "values": _enum("E", "A")})),
-            {"E": ["B"]},
-            id="array-to-map",
-        ),
-        pytest.param(
-            _record("R", ("e", _enum("E", "A", "B"))),
-            _record("R", ("f", _enum("F", "A"))),
-            {},
-            id="enum-replaced-by-another-name",
-        ),
-        pytest.param(
-            _record("R", ("o", _record("Inner", ("e", _enum("E", "A", "B")), namespace="in"))),
-            _record("R", ("o", _record("Inner", ("e", _enum("E", "B")), namespace="in"))),
-            {"in.E": ["A"]},
-            id="nested-record-namespace",
-        ),
-    ],
-)
-def test_removed_enum_symbols(old: Any, new: Any, removed: dict[str, list[str]]) -> None:
-    assert removed_enum_symbols(old, new) == removed
-
-
-def test_the_committed_schemas_remove_nothing_from_themselves() -> None:
-    for schema in load_schemas().values():
-        assert removed_enum_symbols(schema, schema) == {}
