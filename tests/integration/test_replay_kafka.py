@@ -1,0 +1,357 @@
+"""``zoom-connector replay`` and ``dlq show`` against a real broker, run as the user runs them.
+
+A fixed dead-letter topic (three reasons, known times) is written with the worker's own header
+code; the commands run as ``python -m connector ...`` child processes in the deployment's
+environment, and what they wrote is read back with plain consumers.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from confluent_kafka import Message, Producer
+
+from connector.avro.errors import Reason
+from connector.replay.records import REPLAYED_FROM_HEADER
+from connector.source.keys import raw_record_key
+from connector.streams.dead_letters import (
+    DEAD_LETTER_HEADERS,
+    Origin,
+    Refusal,
+    dead_letter_headers,
+)
+from connector.streams.identity import event_identity
+from tests.processes import (
+    CONNECTOR_COMMAND,
+    Deployment,
+    WorkerProcess,
+    evaluation_body,
+    headers_of,
+    read_everything,
+    record_count,
+    wait_until,
+)
+
+pytestmark = pytest.mark.kafka
+
+EVALUATION = "quality_management.evaluation_completed"
+T0 = 1_790_000_000_000  # 2026-09-21T...Z: the failed-at times of the fixed dead letters
+ZOOM_HEADERS = ("x-zm-signature", "x-zm-request-timestamp", "x-zm-trackingid")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    body: bytes
+    reason: Reason
+    failed_at_ms: int
+    raw_offset: int
+
+    @property
+    def event(self) -> dict[str, Any] | None:
+        try:
+            event = json.loads(self.body)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+
+    @property
+    def key(self) -> bytes:
+        return raw_record_key(self.event or {}, self.body)
+
+
+def fixed_dead_letters(count_by_reason: dict[Reason, int]) -> list[DeadLetter]:
+    """Dead letters of the given reasons, one minute apart from ``T0``, in order."""
+    letters: list[DeadLetter] = []
+    for reason, count in count_by_reason.items():
+        for _ in range(count):
+            n = len(letters)
+            body = (
+                b'{"event": "quality_management.evaluation_completed", oops'
+                if (reason == Reason.INVALID_JSON)
+                else evaluation_body(n, prefix=f"dl-{reason}")
+            )
+            letters.append(DeadLetter(body, reason, T0 + n * 60_000, raw_offset=1000 + n))
+    return letters
+
+
+def write_dead_letters(deployment: Deployment, letters: list[DeadLetter]) -> None:
+    """Write ``letters`` to the deployment's DLQ as the worker would (its header code)."""
+    producer = Producer({"bootstrap.servers": deployment.bootstrap, "acks": "all"})
+    for letter in letters:
+        original = [
+            ("x-zm-signature", b"v0=" + str(letter.raw_offset).encode()),
+            ("x-zm-request-timestamp", b"1790000000"),
+            ("x-zm-trackingid", f"track-{letter.raw_offset}".encode()),
+            ("zoom-connector-received-at", str(letter.failed_at_ms - 5).encode()),
+        ]
+        refusal = Refusal(
+            letter.reason,
+            "$" if letter.reason == Reason.INVALID_JSON else "$.payload.object.evaluation_result",
+            f"refused for {letter.reason}",
+            None if letter.reason == Reason.INVALID_JSON else EVALUATION,
+        )
+        headers = dead_letter_headers(
+            original,
+            refusal,
+            Origin(deployment.topics.raw, 0, letter.raw_offset),
+            event_identity(letter.event, letter.body),
+            letter.failed_at_ms,
+        )
+        producer.produce(
+            deployment.topics.dlq,
+            value=letter.body,
+            key=letter.key,
+            headers=list(headers),
+            timestamp=letter.failed_at_ms + 10,
+        )
+    assert producer.flush(30) == 0
+
+
+def connector(
+    deployment: Deployment, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m connector ARGS`` in the deployment's environment, to its end."""
+    return subprocess.run(
+        [*CONNECTOR_COMMAND, *args],
+        env=deployment.env(0),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def copies(deployment: Deployment, topic: str) -> list[Message]:
+    return read_everything(deployment.bootstrap, [topic])
+
+
+def replayed_from(message: Message) -> str:
+    return headers_of(message)[REPLAYED_FROM_HEADER].decode()
+
+
+LETTERS = fixed_dead_letters(
+    {Reason.UNKNOWN_ENUM_SYMBOL: 4, Reason.INVALID_JSON: 2, Reason.MISSING_REQUIRED_FIELD: 3}
+)
+
+
+@pytest.fixture
+def fixed_dlq(new_deployment: Callable[..., Deployment]) -> Deployment:
+    deployment = new_deployment("rp", partitions=1)
+    write_dead_letters(deployment, LETTERS)
+    return deployment
+
+
+def test_replay_each_reason_copies_exactly_those_dead_letters(
+    fixed_dlq: Deployment, create_topic: Callable[..., str]
+) -> None:
+    by_offset = {n: letter for n, letter in enumerate(LETTERS)}
+    for reason, expected in Counter(letter.reason for letter in LETTERS).items():
+        target = create_topic("target")
+        done = connector(fixed_dlq, "replay", "dlq", "--reason", str(reason), "--to", target)
+        assert done.returncode == 0, done.stderr
+        skipped = len(LETTERS) - expected
+        assert (
+            f"replay {fixed_dlq.topics.dlq} -> {target}: {expected} copied,"
+            f" {skipped} skipped by filter, 0 failed ({len(LETTERS)} dead letters read)"
+        ) in done.stdout
+        written = copies(fixed_dlq, target)
+        assert len(written) == expected
+        for message in written:
+            source_offset = int(replayed_from(message).rsplit("/", 1)[1])
+            letter = by_offset[source_offset]
+            assert replayed_from(message) == f"{fixed_dlq.topics.dlq}/0/{source_offset}"
+            assert letter.reason == reason
+            assert message.value() == letter.body
+            assert message.key() == letter.key
+            headers = headers_of(message)
+            assert not DEAD_LETTER_HEADERS & headers.keys()
+            assert headers["x-zm-trackingid"] == f"track-{letter.raw_offset}".encode()
+            assert all(name in headers for name in ZOOM_HEADERS)
+            assert "zoom-connector-received-at" in headers
+
+
+def test_replay_filters_by_event_and_time_and_dry_run_counts(
+    fixed_dlq: Deployment, create_topic: Callable[..., str]
+) -> None:
+    target = create_topic("target")
+    # --since inclusive, --until exclusive: letters 1, 2, 3 (ISO and epoch ms mixed).
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((T0 + 60_000) / 1000))
+    done = connector(
+        fixed_dlq, "replay", "dlq", "--since", since, "--until", str(T0 + 4 * 60_000),
+        "--to", target,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(replayed_from(m) for m in copies(fixed_dlq, target)) == [
+        f"{fixed_dlq.topics.dlq}/0/{n}" for n in (1, 2, 3)
+    ]
+
+    dry = connector(fixed_dlq, "replay", "dlq", "--event", EVALUATION, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"dry run: 7 of 9 dead letters in {fixed_dlq.topics.dlq} match" in dry.stdout
+    rows = {tuple(line.split()) for line in dry.stdout.splitlines()[1:]}
+    assert ("unknown_enum_symbol", EVALUATION, "4") in rows
+    assert ("missing_required_field", EVALUATION, "3") in rows
+    assert record_count(fixed_dlq.bootstrap, [fixed_dlq.topics.raw]) == 0  # nothing written
+
+
+def test_dlq_show_prints_each_dead_letter_and_counts_by_reason(fixed_dlq: Deployment) -> None:
+    shown = connector(fixed_dlq, "dlq", "show", "--reason", "invalid_json", "--body")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("Z  invalid_json  -  from ") == 2
+    assert f"from {fixed_dlq.topics.raw}[0]@1004" in shown.stdout
+    assert "$: refused for invalid_json" in shown.stdout
+    assert "body: " + LETTERS[4].body.decode() in shown.stdout
+    assert f"2 dead letters shown (9 read from {fixed_dlq.topics.dlq})" in shown.stdout
+
+    as_json = connector(fixed_dlq, "dlq", "show", "--json", "--limit", "5")
+    assert as_json.returncode == 0, as_json.stderr
+    objects = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert [o["dlq"]["offset"] for o in objects] == [0, 1, 2, 3, 4]
+    first = objects[0]
+    assert first["reason"] == "unknown_enum_symbol"
+    assert first["path"] == "$.payload.object.evaluation_result"
+    assert first["event_type"] == EVALUATION
+    assert first["failed_at_ms"] == T0
+    assert first["failed_at"].startswith("2026-")
+    assert first["source"] == {"topic": fixed_dlq.topics.raw, "partition": 0, "offset": 1000}
+    assert "body" not in first
+    assert "5 dead letters shown" in as_json.stderr
+    counts = dict(line.split() for line in as_json.stderr.splitlines()[2:])
+    assert counts == {"unknown_enum_symbol": "4", "invalid_json": "1"}
+
+
+def test_dlq_show_follow_prints_new_dead_letters(fixed_dlq: Deployment) -> None:
+    follow = subprocess.Popen(
+        [*CONNECTOR_COMMAND, "dlq", "show", "--follow", "--json"],
+        env=fixed_dlq.env(0),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert follow.stdout is not None
+    stdout = follow.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    try:
+        existing = [json.loads(lines.get(timeout=60)) for _ in LETTERS]
+        assert [o["dlq"]["offset"] for o in existing] == list(range(len(LETTERS)))
+        write_dead_letters(fixed_dlq, fixed_dead_letters({Reason.WRONG_TYPE: 1}))
+        assert json.loads(lines.get(timeout=60))["reason"] == "wrong_type"
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.wait(timeout=30)
+        assert follow.stderr is not None
+        err = follow.stderr.read()
+        follow.stderr.close()
+        stdout.close()
+    assert follow.returncode == 0, err
+    assert f"{len(LETTERS) + 1} dead letters shown" in err
+
+
+def _letters_in_target(deployment: Deployment, target: str) -> Counter[str]:
+    return Counter(replayed_from(m) for m in copies(deployment, target))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_interrupted_replay_resumes_where_it_stopped(
+    new_deployment: Callable[..., Deployment],
+    create_topic: Callable[..., str],
+    stop: signal.Signals,
+) -> None:
+    deployment = new_deployment("rs", partitions=2)
+    letters = fixed_dead_letters({Reason.UNKNOWN_ENUM_SYMBOL: 120})
+    write_dead_letters(deployment, letters)
+    target = create_topic("target")
+    command = [*CONNECTOR_COMMAND, "replay", "dlq", "--to", target, "--rate", "40"]
+    first = subprocess.Popen(
+        command, env=deployment.env(0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(
+            lambda: record_count(deployment.bootstrap, [target]) >= 30,
+            60,
+            "the first run to copy 30 dead letters",
+        )
+    finally:
+        first.send_signal(stop)
+        out, err = first.communicate(timeout=60)
+    if stop == signal.SIGINT:
+        assert first.returncode == 130, err
+        assert "interrupted after" in out and "run the same command again to resume" in out
+    else:
+        assert first.returncode == -signal.SIGKILL
+    copied_first = record_count(deployment.bootstrap, [target])
+    assert copied_first < len(letters)
+
+    second = subprocess.run(
+        command[:-2], env=deployment.env(0), capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0, second.stderr
+    assert "resuming the replay interrupted earlier" in second.stdout
+    seen = _letters_in_target(deployment, target)
+    assert len(seen) == len(letters)  # every dead letter copied (at least once)
+    if stop == signal.SIGINT:  # flushed and checkpointed on the way out: no copy twice
+        assert max(seen.values()) == 1
+        assert sum(seen.values()) == len(letters)
+
+    again = connector(deployment, "replay", "dlq", "--to", target)
+    assert again.returncode == 0, again.stderr
+    assert "resuming" not in again.stdout  # the finished run's checkpoint is done
+    assert f"{len(letters)} copied" in again.stdout
+
+
+def test_repeated_replay_writes_no_new_typed_records(
+    new_deployment: Callable[..., Deployment],
+) -> None:
+    deployment = new_deployment("rw")
+    letters = fixed_dead_letters({Reason.UNKNOWN_ENUM_SYMBOL: 5})  # valid bodies: "now fixed"
+    write_dead_letters(deployment, letters)
+    typed = deployment.topics.typed(EVALUATION)
+    worker = WorkerProcess(deployment)
+    try:
+        first = connector(deployment, "replay", "dlq")
+        assert first.returncode == 0, first.stderr
+        assert "5 copied" in first.stdout
+        assert worker.wait_counted(5) == {"typed": 5}
+        second = connector(deployment, "replay", "dlq")
+        assert second.returncode == 0, second.stderr
+        assert "5 copied" in second.stdout
+        assert worker.wait_counted(10) == {"typed": 5, "duplicate": 5}
+        assert record_count(deployment.bootstrap, [typed]) == 5
+        assert record_count(deployment.bootstrap, [deployment.topics.raw]) == 10
+    finally:
+        worker.stop()
+
+
+BAD_ARGUMENTS = [
+    (["replay", "dlq", "--since", "yesterday"], "'yesterday' is not a time"),
+    (["replay", "dlq", "--rate", "0"], "0 must be greater than 0"),
+    (["replay", "dlq", "--partition", "-1"], "is not a partition number"),
+    (["replay", "raw", "--reason", "invalid_json"], "--reason applies to dead letters only"),
+    (["replay", "dlq", "--reason", "no_such_reason"], "unknown reason no_such_reason"),
+    (["replay", "dlq", "--since", "2026-12-02", "--until", "2026-12-01"], "--since must be"),
+    (["replay", "everything"], "invalid choice: 'everything'"),
+    (["dlq", "show", "--limit", "none"], "'none' is not a number"),
+    (["dlq", "show", "--limit", "0"], "0 must be greater than 0"),
+    # these need the broker's answer
+    (["replay", "dlq", "--partition", "7"], "has partitions 0-0, not 7"),
+    (["replay", "dlq", "--to", "no.such.topic"], "topic no.such.topic does not exist"),
+    (["dlq", "show", "--from-topic", "no.such.topic"], "topic no.such.topic does not exist"),
+]
+
+
+def test_bad_arguments_exit_2_with_a_message(fixed_dlq: Deployment) -> None:
+    for args, message in BAD_ARGUMENTS:
+        done = connector(fixed_dlq, *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert message in done.stderr, (args, done.stderr)
+    assert record_count(fixed_dlq.bootstrap, [fixed_dlq.topics.raw]) == 0
