@@ -82,6 +82,8 @@ class RecordView:
     source_partition: int | None = None
     source_offset: int | None = None
     event_id: str | None = None
+    replayed_from: str | None = None
+    """``zoom-replayed-from`` of the raw record: it was itself a replayed copy."""
 
     @classmethod
     def of(cls, message: Message, *, dead_letter: bool) -> RecordView:
@@ -116,6 +118,7 @@ class RecordView:
             source_partition=_int(found.get(SOURCE_PARTITION_HEADER)),
             source_offset=_int(found.get(SOURCE_OFFSET_HEADER)),
             event_id=_text(found.get(EVENT_ID_HEADER)),
+            replayed_from=_text(found.get(REPLAYED_FROM_HEADER)),
         )
 
     @property

@@ -62,6 +62,7 @@ def as_object(record: RecordView, *, body: bool) -> dict[str, Any]:
         "dlq": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
         "key": None if record.key is None else record.key.decode("utf-8", errors="replace"),
         "event_id": record.event_id,
+        "replayed_from": record.replayed_from,
     }
     if body:
         value = record.value or b""
@@ -79,9 +80,10 @@ def as_text(record: RecordView, *, body: bool) -> str:
         if record.source_topic is not None
         else "?"
     )
+    again = f", a replay of {record.replayed_from}" if record.replayed_from else ""
     lines = [
         f"{iso_time(record.timestamp_ms)}  {record.reason or '?'}  {record.event_type or '-'}"
-        f"  from {source}  (dlq [{record.partition}]@{record.offset})",
+        f"  from {source}  (dlq [{record.partition}]@{record.offset}{again})",
         f"    {record.path or '$'}: {record.message or ''}",
     ]
     if body:
@@ -122,7 +124,8 @@ def run_show(
     finally:
         consumer.close()
     summary = err if request.as_json else out
-    print(f"{shown:,} dead letters shown ({read:,} read from {request.topic})", file=summary)
+    noun = "dead letter" if shown == 1 else "dead letters"
+    print(f"{shown:,} {noun} shown ({read:,} read from {request.topic})", file=summary)
     by_reason: Counter[tuple[str, str]] = Counter()
     for (reason, _), count in counts.items():
         by_reason[(reason, "")] += count
