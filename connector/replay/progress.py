@@ -23,6 +23,7 @@ class Progress:
         self._first = done
         self._started = time.monotonic()
         self._drawn_at = 0.0
+        self._drawn_width = 0
 
     def update(self, done: int, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -32,10 +33,12 @@ class Progress:
         share = done / self.total if self.total else 1.0
         filled = round(share * _WIDTH)
         rate = (done - self._first) / max(now - self._started, 1e-9)
-        self._stream.write(
-            f"\r[{'#' * filled}{'.' * (_WIDTH - filled)}] {done:,}/{self.total:,}"
-            f" {share:4.0%} {rate:,.0f}/s "
+        line = (
+            f"[{'#' * filled}{'.' * (_WIDTH - filled)}] {done:,}/{self.total:,}"
+            f" {share:4.0%} {rate:,.0f}/s"
         )
+        self._stream.write("\r" + line.ljust(self._drawn_width))  # blank a longer earlier line
+        self._drawn_width = len(line)
         self._stream.flush()
 
     def finish(self, done: int) -> None:

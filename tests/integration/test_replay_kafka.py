@@ -34,6 +34,7 @@ from connector.streams.identity import event_identity
 from tests.processes import (
     CONNECTOR_COMMAND,
     Deployment,
+    RawProducer,
     WorkerProcess,
     evaluation_body,
     headers_of,
@@ -355,3 +356,33 @@ def test_bad_arguments_exit_2_with_a_message(fixed_dlq: Deployment) -> None:
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert message in done.stderr, (args, done.stderr)
     assert record_count(fixed_dlq.bootstrap, [fixed_dlq.topics.raw]) == 0
+
+
+def test_replay_raw_copies_records_stored_in_a_time_window_at_the_rate_asked(
+    new_deployment: Callable[..., Deployment], create_topic: Callable[..., str]
+) -> None:
+    deployment = new_deployment("rr", partitions=2)
+    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+    interaction = b'{"event": "quality_management.interaction_analysis_completed", "payload": {}}'
+    for n in range(30):  # stored one second apart from T0; every third one another event type
+        raw.send(interaction if n % 3 == 0 else evaluation_body(n), timestamp_ms=T0 + n * 1000)
+    raw.flush()
+    target = create_topic("target")
+    started = time.monotonic()
+    done = connector(
+        deployment, "replay", "raw", "--since", str(T0 + 10_000), "--until", str(T0 + 30_000),
+        "--event", EVALUATION, "--rate", "4", "--to", target,
+    )  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    wanted = [p for p in raw.produced if p.body != interaction]
+    wanted = [p for p in wanted if int(json.loads(p.body)["event_ts"]) - 1_700_000_000_000 >= 10]
+    assert len(wanted) == 14  # 10..29 without 12, 15, 18, 21, 24, 27
+    assert f"{len(wanted)} copied" in done.stdout
+    assert "raw records read" in done.stdout
+    written = copies(deployment, target)
+    assert sorted(m.value() or b"" for m in written) == sorted(p.body for p in wanted)
+    for message in written:
+        assert replayed_from(message).startswith(f"{deployment.topics.raw}/")
+        assert headers_of(message)["x-zm-signature"] == b"v0=first"
+    assert elapsed >= (len(wanted) - 1) / 4  # --rate 4: at least 3.25 s for 14 copies
