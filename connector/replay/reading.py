@@ -163,7 +163,15 @@ def read_range(
                     assert p is not None and offset is not None
                     if follow or offset < reading[p].end:
                         yield message
-                elif error.code() != KafkaError._PARTITION_EOF:
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    # At the log's end: done, also when the position is unknown because the
+                    # records left were deleted (retention) and the consumer skipped to the end.
+                    p, offset = message.partition(), message.offset()
+                    if p in remaining and offset is not None and offset >= reading[p].end:
+                        remaining.discard(p)
+                        if not follow:
+                            consumer.pause([TopicPartition(topic, p)])
+                else:
                     if error.fatal() or error.code() in _GIVE_UP:
                         raise ReadError(f"reading {topic} failed: {error}")
                     logger.warning("reading %s: %s (the client retries)", topic, error)

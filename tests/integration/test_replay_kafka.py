@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import Message, Producer
+from confluent_kafka import Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from connector.avro.errors import Reason
+from connector.replay.reading import open_consumer, read_range, take_plan
 from connector.replay.records import REPLAYED_FROM_HEADER
+from connector.replay.show import iso_time
+from connector.settings import Settings
 from connector.source.keys import raw_record_key
 from connector.streams.dead_letters import (
     DEAD_LETTER_HEADERS,
@@ -46,7 +50,9 @@ from tests.processes import (
 pytestmark = pytest.mark.kafka
 
 EVALUATION = "quality_management.evaluation_completed"
-T0 = 1_790_000_000_000  # 2026-09-21T...Z: the failed-at times of the fixed dead letters
+# The failed-at times of the fixed dead letters start 3 hours ago: within the topics' retention
+# (older records may be deleted mid-test) and not ahead of the broker's clock.
+T0 = (int(time.time()) // 60 - 180) * 60_000
 ZOOM_HEADERS = ("x-zm-signature", "x-zm-request-timestamp", "x-zm-trackingid")
 
 
@@ -222,7 +228,7 @@ def test_dlq_show_prints_each_dead_letter_and_counts_by_reason(fixed_dlq: Deploy
     assert first["path"] == "$.payload.object.evaluation_result"
     assert first["event_type"] == EVALUATION
     assert first["failed_at_ms"] == T0
-    assert first["failed_at"].startswith("2026-")
+    assert first["failed_at"] == iso_time(T0)
     assert first["source"] == {"topic": fixed_dlq.topics.raw, "partition": 0, "offset": 1000}
     assert "body" not in first
     assert "5 dead letters shown" in as_json.stderr
@@ -386,3 +392,32 @@ def test_replay_raw_copies_records_stored_in_a_time_window_at_the_rate_asked(
         assert replayed_from(message).startswith(f"{deployment.topics.raw}/")
         assert headers_of(message)["x-zm-signature"] == b"v0=first"
     assert elapsed >= (len(wanted) - 1) / 4  # --rate 4: at least 3.25 s for 14 copies
+
+
+def test_reading_ends_when_the_planned_records_were_deleted_meanwhile(
+    kafka_bootstrap: str, create_topic: Callable[..., str]
+) -> None:
+    """Records deleted between taking the plan and reading them (retention, delete-records): the
+    consumer skips to the log's end, and the read still ends instead of waiting for offsets that
+    will never come."""
+    topic = create_topic("deleted", partitions=2)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    for n in range(20):
+        producer.produce(topic, value=b"x", partition=n % 2)
+    assert producer.flush(30) == 0
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    consumer = open_consumer(settings, f"reader-{topic}")
+    try:
+        plan = take_plan(consumer, topic)
+        assert {p: r.size for p, r in plan.items()} == {0: 10, 1: 10}
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        gone = admin.delete_records([TopicPartition(topic, 0, 10)])  # all of partition 0
+        for future in gone.values():
+            future.result(timeout=30)
+        deadline = time.monotonic() + 30
+        read = list(read_range(consumer, topic, plan, stop=lambda: time.monotonic() > deadline))
+        assert time.monotonic() < deadline, "the read did not end by itself"
+        assert sorted({m.partition() for m in read}) == [1]
+        assert len(read) == 10
+    finally:
+        consumer.close()
