@@ -29,9 +29,9 @@ from bench.context import Context, worker_id
 from bench.kafka_util import outputs_of, prefill
 from bench.procs import cpu_seconds, progress
 from bench.workload import Workload, expected_outputs
-from connector.streams.aggregates.events import EVENT_TYPES
-from connector.streams.aggregates.install import events_topic_name
 from connector.topics import TopicNames
+from connector.worker.aggregates.events import EVENT_TYPES
+from connector.worker.aggregates.rekeying import events_topic_name
 
 
 def _committed(ctx: Context, prefix: str, topics: list[str], timeout: float) -> None:

@@ -3,7 +3,7 @@
 ``python -m bench.worker_main --floor`` runs the worker's own Faust app (same settings: broker,
 consumer group, producer ``acks=all``, batching ``WORKER_BATCH_SIZE``/``WORKER_BATCH_SECONDS``)
 with one agent instead of the connector's: it reads the raw topic in the same no-ack batches
-(:func:`connector.streams.batches.take_available`), writes every raw record unchanged to the
+(:func:`connector.worker.patches.batching.take_available`), writes every raw record unchanged to the
 dead-letter topic through Faust's producer, waits until Kafka acknowledged the batch's writes and
 then acknowledges its records, exactly the raw agent's sequence, with no parsing, validation,
 deduplication, metrics or aggregates. Its rate is the most a worker built on Faust's stream could
@@ -26,8 +26,8 @@ import faust
 from confluent_kafka import Producer
 
 from connector.source.producer import producer_config
-from connector.streams.app import WorkerContext
-from connector.streams.batches import take_available
+from connector.worker.app import WorkerContext
+from connector.worker.patches.batching import take_available
 
 
 def install_faust_floor(app: faust.App, context: WorkerContext) -> None:

@@ -22,10 +22,10 @@ from bench.http_stack.servers import BENCH_SECRET
 from bench.workload import Event
 from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
-from connector.source.app import RECEIVED_AT_HEADER
 from connector.source.signature import signed_headers
 from connector.spec import load_catalog
 from connector.topics import TopicNames
+from connector.wire import RECEIVED_AT_HEADER
 
 PARTITIONS = 6
 _TIMEOUT = 30.0

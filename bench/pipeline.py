@@ -20,7 +20,7 @@ from bench.stats import per_10k
 from bench.workload import Event, Workload, expected_outputs
 
 try:
-    from connector.streams.aggregates.install import events_topic_name
+    from connector.worker.aggregates.rekeying import events_topic_name
 except ImportError:  # the aggregates are not in this tree
     events_topic_name = None  # type: ignore[assignment]
 
@@ -74,8 +74,8 @@ def _aggregates_caught_up(
         return None
     import time
 
-    from connector.streams.aggregates.events import EVENT_TYPES
     from connector.topics import TopicNames
+    from connector.worker.aggregates.events import EVENT_TYPES
 
     names = TopicNames(prefix)
     topics = [events_topic_name(worker_id(prefix)), *(names.typed(t) for t in EVENT_TYPES)]

@@ -26,9 +26,8 @@ from confluent_kafka import Producer
 from bench import requests as request_set
 from bench.kafka_util import settings_for
 from bench.stats import summary
-from connector.source.app import RECEIVED_AT_HEADER
 from connector.source.producer import producer_config
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from connector.wire import RECEIVED_AT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 def _cpu() -> float:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from bench.http_stack.servers import BENCH_SECRET, PATH
 from bench.workload import Event
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers
+from connector.source.signature import signed_headers
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from connector import cli
-from connector.streams import app
+from connector.worker import app
 
 
 def main() -> int:
@@ -28,7 +28,7 @@ def main() -> int:
         help="Faust alone (bench.faust_floor), writing with Faust's producer or librdkafka",
     )
     args = parser.parse_args()
-    from connector.streams.aggregates.install import install_agent_scores
+    from connector.worker.aggregates.install import install_agent_scores
 
     installers = [i for i in app.INSTALLERS if i is not install_agent_scores]
     if args.aggregates == "on":

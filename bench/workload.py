@@ -22,9 +22,9 @@ from typing import Any, Final
 
 import orjson
 
-from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
-from connector.streams.pipeline import typed_record_key
+from connector.wire import raw_record_key
+from connector.worker.routing import typed_record_key
 
 QM: Final = "quality_management"
 RA: Final = "revenue_accelerator"

@@ -29,13 +29,17 @@ from connector.errors import ConnectorError
 from connector.kafka.admin import TopicSpec, topic_specs
 from connector.paths import REPO_DIR, avro_schemas_dir
 from connector.settings import Settings
-from connector.source import keys
-from connector.source.app import RECEIVED_AT_HEADER
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, TRACKING_ID_HEADER
 from connector.spec import WebhookCatalog, load_catalog
-from connector.streams import dead_letters
-from connector.streams.identity import EVENT_ID_HEADER, IDENTITY_FIELDS
 from connector.topics import TopicNames
+from connector.wire import (
+    EVENT_ID_HEADER,
+    EVENT_PATHS,
+    RECEIVED_AT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TRACKING_ID_HEADER,
+)
+from connector.worker import dead_letters
 
 ASYNCAPI_VERSION: Final = "3.0.0"
 KAFKA_BINDING_VERSION: Final = "0.5.0"
@@ -128,24 +132,24 @@ RAW_KEY: Final = _string(
 
 
 def typed_key_description(event_type: str) -> str:
-    """What a typed topic's key is, from the source's key rules (:mod:`connector.source.keys`)."""
-    path = keys._ID_PATHS.get(event_type)
-    item_field = keys._ID_OF_ITEMS.get(event_type)
-    if path is not None:
-        what = f"payload.object.{'.'.join(path)}"
-    elif item_field is not None:
-        what = f"the {item_field} that every item of payload.object shares"
+    """What a typed topic's key is, from the source's key rules (:mod:`connector.wire`)."""
+    paths = EVENT_PATHS.get(event_type)
+    if paths is not None and not paths.key_of_items:
+        what = f"payload.object.{'.'.join(paths.key)}"
+    elif paths is not None:
+        what = f"the {'.'.join(paths.key)} that every item of payload.object shares"
     else:
         what = "the sha256: hash of the body"
     return f"UTF-8 string: {what}; sha256:<hex SHA-256 of the body> when that is missing or empty."
 
 
 def identity_description(event_type: str) -> str:
-    fields = IDENTITY_FIELDS.get(event_type)
-    if fields is None:
+    known = EVENT_PATHS.get(event_type)
+    fields = known.identity if known is not None else ()
+    if not fields:
         return "the SHA-256 of the body's canonical JSON"
-    paths = [f"payload.object.{'.'.join(path)}" for path in fields]
-    return " + ".join([*paths, "event_ts"])
+    named = [f"payload.object.{'.'.join(path)}" for path in fields]
+    return " + ".join([*named, "event_ts"])
 
 
 def _topic_binding(spec: TopicSpec) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def _cmd_source(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from connector.streams.worker import run_worker
+    from connector.worker.command import run_worker
 
     return run_worker(settings)
 

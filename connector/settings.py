@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     source_produce_timeout_seconds: float = 2.5
     source_max_in_flight: int = 1000
     source_access_log: bool = False
+    # Opt-in disk spool (connector.source.spool): when Kafka does not acknowledge a webhook within
+    # the produce timeout, it is fsynced here and answered 200; a drainer sends it on later.
+    source_spool_dir: Path | None = None
+    source_spool_max_bytes: int = Field(default=1024**3, ge=1)
+    source_spool_segment_bytes: int = Field(default=8 * 1024**2, ge=1)
 
     # Faust worker.
     worker_web_port: int = 6066
@@ -92,11 +97,11 @@ class Settings(BaseSettings):
     # How long the worker's producer waits to fill a batch before sending (Faust's producer_linger).
     # Fewer, larger produce requests cost less CPU (5 ms: worker CPU per event -6 %, noisy), but a
     # write held back is one a worker frozen right then sends after it thaws, past the freeze fence
-    # (connector.streams.fence; restores skip the stale state by its stamp, but agent_scores holds
+    # (worker.patches.fence; restores skip the stale state by its stamp, but agent_scores holds
     # it until the owner repairs it): so 0 unless you accept that.
     worker_producer_linger_ms: float = Field(default=0.0, ge=0, le=1000)
     # A partition of an input topic whose position stands still this long while records wait,
-    # the worker settled and its agents idle, is fetched again (connector.streams.stalls); 0: off.
+    # the worker settled and its agents idle, is fetched again (connector.worker.stalls); 0: off.
     worker_stall_seconds: float = Field(default=30.0, ge=0)
     # Agent score aggregates: a score event stays replaceable (by a re-score or re-analysis) for
     # this many days of the agent's event time, plus WORKER_DEDUP_RETENTION_SECONDS of lateness,
@@ -117,6 +122,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case(cls, value: Any) -> Any:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("source_spool_dir", mode="before")
+    @classmethod
+    def _unset_if_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("zoom_webhook_secret_token", mode="before")
     @classmethod

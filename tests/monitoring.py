@@ -14,17 +14,6 @@ ALERT_RULES: Final = DEPLOY / "prometheus" / "alerts.yml"
 ALERT_TESTS: Final = DEPLOY / "prometheus" / "alerts.test.yml"
 DASHBOARD: Final = DEPLOY / "grafana" / "zoom-connector.json"
 
-SPOOL_METRICS_PENDING: Final = frozenset(
-    {
-        "zoom_source_spool_bytes",
-        "zoom_source_spool_oldest_age_seconds",
-        "zoom_source_spooled_total",
-        "zoom_source_spool_drained_total",
-    }
-)
-"""Used by the rules and the dashboard before the source exports them: the disk spool (issue 17,
-item 2) is being built on another branch. Remove this exemption once it has landed."""
-
 _METRIC: Final = re.compile(r"\bzoom_[a-z0-9_]+")
 
 

@@ -48,10 +48,10 @@ from connector.errors import ConnectorError
 from connector.kafka.admin import create_topics, topic_specs
 from connector.kafka.local_broker import BrokerConfig, LocalBroker
 from connector.settings import Settings
-from connector.source.keys import raw_record_key
 from connector.source.signature import signed_headers
 from connector.spec import load_catalog
 from connector.topics import TopicNames
+from connector.wire import raw_record_key
 from tests import kafka_helpers
 
 CATALOG = load_catalog()

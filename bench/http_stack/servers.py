@@ -29,7 +29,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from connector.source.signature import SignatureError, verify
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 BENCH_SECRET = "bench-secret-not-a-real-one"
 PATH = "/zoom/webhooks"

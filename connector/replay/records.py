@@ -1,7 +1,7 @@
 """What one record of the raw or dead-letter topic says about itself.
 
 A dead letter carries why and where from in its ``zoom-dlq-*`` headers
-(:mod:`connector.streams.dead_letters`); a raw record only has its body (the event type is the
+(:mod:`connector.worker.dead_letters`); a raw record only has its body (the event type is the
 body's ``event`` field) and its Kafka timestamp. :class:`RecordView` puts both behind one shape,
 so the filters and the printing do not care which topic a record came from.
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
-from connector.streams.dead_letters import (
+from connector.wire import EVENT_ID_HEADER, REPLAYED_FROM_HEADER
+from connector.worker.dead_letters import (
     DEAD_LETTER_HEADERS,
     EVENT_TYPE_HEADER,
     FAILED_AT_HEADER,
@@ -29,10 +29,6 @@ from connector.streams.dead_letters import (
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-from connector.streams.identity import EVENT_ID_HEADER
-
-REPLAYED_FROM_HEADER: Final = "zoom-replayed-from"
-"""Record header on a replayed copy: ``<topic>/<partition>/<offset>`` of the record copied."""
 
 Headers = list[tuple[str, bytes]]
 

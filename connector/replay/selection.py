@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from connector.avro.errors import Reason
 from connector.errors import ConnectorError
-from connector.streams.dead_letters import PipelineReason
+from connector.worker.dead_letters import PipelineReason
 
 if TYPE_CHECKING:
     from connector.replay.records import RecordView

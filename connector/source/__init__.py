@@ -1,8 +1,11 @@
 """The HTTP source: receives Zoom's webhooks and stores each, byte for byte, on the raw topic.
 
 Modules: :mod:`~connector.source.signature` (Zoom's signature and URL validation),
-:mod:`~connector.source.keys` (the raw topic's record key), :mod:`~connector.source.producer`
-(a durable asyncio Kafka producer), :mod:`~connector.source.metrics`, :mod:`~connector.source.app`
+:mod:`~connector.source.producer`
+(a durable asyncio Kafka producer), the opt-in disk spool for Kafka outages
+(:mod:`~connector.source.spool` the files, :mod:`~connector.source.drainer` the drain loop,
+:mod:`~connector.source.spooling` Kafka or the spool), :mod:`~connector.source.metrics`,
+:mod:`~connector.source.app`
 (the aiohttp application), :mod:`~connector.source.server` (``zoom-connector source``) and
 :mod:`~connector.source.sender` (``zoom-connector send``).
 """

@@ -8,11 +8,14 @@ Routes:
   (3) the Zoom signature and timestamp (401, see :mod:`connector.source.signature`); (4) the body
   must be a JSON object with a string ``event`` (400). Then ``endpoint.url_validation`` is answered,
   and every other event, known or not, is written byte for byte to the raw topic with Zoom's headers
-  and the receive time as record headers, keyed by :func:`connector.source.keys.raw_record_key`.
+  and the receive time as record headers, keyed by :func:`connector.wire.raw_record_key`.
   The answer is 200 only after the cluster acknowledged the write, 503 when it could not within
-  ``SOURCE_PRODUCE_TIMEOUT_SECONDS`` (Zoom then retries).
-* ``GET /healthz``: 200 while the process serves. ``GET /readyz``: 200 when Kafka is reachable,
-  else 503. ``GET /metrics``: Prometheus text (:mod:`connector.source.metrics`).
+  ``SOURCE_PRODUCE_TIMEOUT_SECONDS`` (Zoom then retries). With ``SOURCE_SPOOL_DIR`` set, such a
+  record is fsynced to the disk spool instead and answered 200 (``"status": "spooled"``); 503 then
+  only when the spool is full (:mod:`connector.source.spooling`).
+* ``GET /healthz``: 200 while the process serves. ``GET /readyz``: 200 when Kafka is reachable
+  (or, with a spool, while the spool has room), else 503; with a spool the answer describes it.
+  ``GET /metrics``: Prometheus text (:mod:`connector.source.metrics`).
 
 Error answers are ``{"error": "<short text>", "reason": "<machine_readable>"}``; they never contain
 a secret, and neither do logs or metrics. Each webhook request logs one ``key=value`` line:
@@ -21,6 +24,8 @@ DEBUG when stored or answered, INFO when refused (4xx), WARNING when Kafka faile
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,24 +39,33 @@ from aiohttp.hdrs import TRANSFER_ENCODING
 from connector.errors import ConfigurationError
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
-from connector.source.keys import raw_record_key
+from connector.source.drainer import Drainer
 from connector.source.metrics import CONTENT_TYPE, SourceMetrics
-from connector.source.producer import DurableProducer, KafkaDurableProducer, ProduceError
+from connector.source.producer import (
+    DeliveryReport,
+    DurableProducer,
+    KafkaDurableProducer,
+    ProduceError,
+)
 from connector.source.signature import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    TRACKING_ID_HEADER,
     URL_VALIDATION_EVENT,
     SignatureError,
     url_validation_response,
     verify,
 )
+from connector.source.spool import Spool, SpoolError
+from connector.source.spooling import Spooled, SpoolingStore
 from connector.topics import TopicNames
+from connector.wire import (
+    RECEIVED_AT_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    TRACKING_ID_HEADER,
+    raw_record_key,
+)
 
 log = logging.getLogger(__name__)
 
-RECEIVED_AT_HEADER: Final = "zoom-connector-received-at"
-"""Record header: when the source received the request, epoch milliseconds as ASCII digits."""
 FORWARDED_HEADERS: Final = (TIMESTAMP_HEADER, SIGNATURE_HEADER, TRACKING_ID_HEADER)
 """Zoom's request headers copied to the record, each when present."""
 
@@ -95,6 +109,7 @@ class WebhookReceiver:
         self._requests_by_status: dict[int, Any] = {}
         self.producer = producer
         self.metrics = metrics
+        self.store: SpoolingStore | None = None  # set on start-up when the spool is on
 
     async def handle_webhook(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -165,12 +180,27 @@ class WebhookReceiver:
             if (value := request.headers.get(name)) is not None
         ]
         headers.append((RECEIVED_AT_HEADER, str(int(received_at * 1000)).encode("ascii")))
+        report: DeliveryReport | Spooled
         try:
-            report = await self.producer.send(self._topic, key, body, headers)
+            if self.store is not None:
+                report = await self.store.store(key, body, headers, received_at)
+            else:
+                report = await self.producer.send(self._topic, key, body, headers)
         except ProduceError as exc:
             self.metrics.produce_errors.labels(reason=exc.reason).inc()
             facts.reason = f"{exc.reason} ({exc})"
             return _error(503, "Kafka cannot store the webhook now, retry later", exc.reason)
+        except SpoolError as exc:
+            self.metrics.produce_errors.labels(reason=exc.reason).inc()
+            facts.reason = f"{exc.reason} ({exc})"
+            return _error(
+                503,
+                "neither Kafka nor the spool can store the webhook now, retry later",
+                exc.reason,
+            )
+        if isinstance(report, Spooled):
+            facts.reason = f"spooled ({report.reason})"
+            return web.Response(body=b'{"status":"spooled"}', content_type="application/json")
         self.metrics.stored.inc()
         stored = {
             "status": "stored",
@@ -204,9 +234,13 @@ class WebhookReceiver:
         return _json(200, {"status": "ok"})
 
     async def handle_readyz(self, request: web.Request) -> web.Response:
-        if await self.producer.is_ready():
-            return _json(200, {"kafka": "reachable"})
-        return _json(503, {"kafka": "unreachable"})
+        kafka = await self.producer.is_ready()
+        answer: dict[str, Any] = {"kafka": "reachable" if kafka else "unreachable"}
+        ready = kafka
+        if self.store is not None:
+            answer["spool"] = self.store.status()
+            ready = kafka or not answer["spool"]["full"]
+        return _json(200 if ready else 503, answer)
 
     async def handle_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
@@ -245,10 +279,50 @@ def create_app(
 
 
 async def _producer_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    producer = app[RECEIVER].producer
+    receiver, settings = app[RECEIVER], app[SETTINGS]
+    producer = receiver.producer
     await producer.start()
+    spool: Spool | None = None
+    draining: asyncio.Task[None] | None = None
+    if settings.source_spool_dir is not None:
+        spool, draining = await _start_spool(receiver, settings)
     yield
+    if draining is not None:
+        draining.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await draining
     await producer.close()
+    if spool is not None:
+        spool.close()
+
+
+async def _start_spool(
+    receiver: WebhookReceiver, settings: Settings
+) -> tuple[Spool, asyncio.Task[None]]:
+    """Open the spool (what an earlier process left is drained first) and start its drainer."""
+    assert settings.source_spool_dir is not None
+    try:
+        spool, found = await asyncio.to_thread(
+            Spool.open,
+            settings.source_spool_dir,
+            settings.source_spool_max_bytes,
+            settings.source_spool_segment_bytes,
+        )
+    except (SpoolError, OSError) as exc:
+        raise ConfigurationError(f"SOURCE_SPOOL_DIR cannot be used: {exc}") from exc
+    topic = TopicNames(settings.topic_prefix).raw
+    drainer = Drainer(spool, receiver.producer, topic, receiver.metrics)
+    for sequence, contents in found.items():
+        drainer.report(sequence, contents)
+    receiver.store = SpoolingStore(spool, receiver.producer, topic, receiver.metrics, drainer)
+    log.info(
+        "spool on dir=%s max_bytes=%d left_by_an_earlier_process records=%d bytes=%d",
+        settings.source_spool_dir,
+        settings.source_spool_max_bytes,
+        spool.records(),
+        spool.size_bytes(),
+    )
+    return spool, asyncio.create_task(drainer.run(), name="spool-drainer")
 
 
 _PARSE_PROBLEMS: Final = {

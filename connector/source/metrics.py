@@ -24,6 +24,7 @@ from prometheus_client import (
 )
 
 from connector.source.signature import FAILURE_REASONS
+from connector.source.spool import DAMAGE_REASONS
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
@@ -90,8 +91,41 @@ class SourceMetrics:
             "Webhook requests refused with 503 because SOURCE_MAX_IN_FLIGHT were being handled.",
             registry=self.registry,
         )
+        self.spooled = Counter(
+            "zoom_source_spooled",
+            "Webhooks written to the disk spool (answered 200 before Kafka stored them).",
+            registry=self.registry,
+        )
+        self.spool_drained = Counter(
+            "zoom_source_spool_drained",
+            "Spooled records sent from the disk spool to Kafka and acknowledged.",
+            registry=self.registry,
+        )
+        self.spool_bytes = Gauge(
+            "zoom_source_spool_bytes",
+            "Bytes of the disk spool's segment files (counted against SOURCE_SPOOL_MAX_BYTES).",
+            registry=self.registry,
+        )
+        self.spool_records = Gauge(
+            "zoom_source_spool_records",
+            "Records in the disk spool not yet acknowledged by Kafka.",
+            registry=self.registry,
+        )
+        self.spool_oldest_age = Gauge(
+            "zoom_source_spool_oldest_age_seconds",
+            "How long the oldest record in the disk spool has waited for Kafka; 0 when empty.",
+            registry=self.registry,
+        )
+        self.spool_damaged = Counter(
+            "zoom_source_spool_damaged",
+            "Damaged stretches found in spool segments (torn tail, bad checksum), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
         for reason in FAILURE_REASONS:
             self.signature_failures.labels(reason=reason)
+        for reason in DAMAGE_REASONS:
+            self.spool_damaged.labels(reason=reason)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

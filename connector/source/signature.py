@@ -39,10 +39,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from connector.errors import ConnectorError
-
-SIGNATURE_HEADER: Final = "x-zm-signature"
-TIMESTAMP_HEADER: Final = "x-zm-request-timestamp"
-TRACKING_ID_HEADER: Final = "x-zm-trackingid"
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 URL_VALIDATION_EVENT: Final = "endpoint.url_validation"
 

@@ -4,7 +4,7 @@ Once the file named by ``STALL_TRIGGER`` exists, the raw topic's partitions are 
 Faust's fetch set (``Consumer._active_partitions``) without being paused, as faust-streaming's
 own bookkeeping sometimes leaves a partition (faust-streaming issues 629, 471): Faust stops asking
 Kafka for them and nothing else in Faust puts them back. The worker then writes
-``<STALL_TRIGGER>.done`` naming the partitions. :mod:`connector.streams.stalls` is what should
+``<STALL_TRIGGER>.done`` naming the partitions. :mod:`connector.worker.stalls` is what should
 notice and fetch them again.
 
     python -m tests.faults.dropping_worker   (the worker's usual environment, plus STALL_TRIGGER)
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.cli import main
-from connector.streams import app as worker_app
+from connector.worker import app as worker_app
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ commit that includes raw-topic offsets returns ``False`` from Faust's driver-lev
 commit because the group rebalanced meanwhile (``CommitFailedError``); nothing reaches Kafka. The
 worker writes the highest refused raw offset of each partition to ``<REFUSE_TRIGGER>.done``
 (``partition offset`` per line). With ``COMMIT_KEEPER=off`` the worker runs without
-:mod:`connector.streams.commits` (the control).
+:mod:`connector.worker.patches.commits` (the control).
 
     python -m tests.faults.refusing_worker   (the worker's usual environment, plus REFUSE_TRIGGER)
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.cli import main
-from connector.streams import app as worker_app
+from connector.worker import app as worker_app
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,9 @@
 Records of raw partition ``SKIP_PARTITION`` below offset ``SKIP_BELOW`` are fetched (Faust's read
 offset moves past them) but never handed to the streams, so never acknowledged either: what
 faust-streaming does at a rebalance to records it fetched while the generation changed (see
-:mod:`connector.streams.gaps`). The worker writes the offsets it withheld to ``<SKIP_LOG>``, one
-per line. :mod:`connector.streams.gaps` reads them again and processes them; with
+:mod:`~connector.worker.patches.gaps`). The
+worker writes the offsets it withheld to ``<SKIP_LOG>``, one
+per line. :mod:`connector.worker.patches.gaps` reads them again and processes them; with
 ``GAP_ACKS=off`` the worker does not tell Faust's consumer so (the control), and faust-streaming
 never commits the partition past them.
 
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from connector.cli import main
-from connector.streams import app as worker_app
-from connector.streams import gaps
+from connector.worker import app as worker_app
+from connector.worker.patches import gaps
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ arriving after newer ones, Zoom's retries on the raw topic, and duplicates writt
 typed topic as a pipeline crash would leave them) goes through ``python -m connector worker``:
 raw topic -> the pipeline's typed topics -> the aggregates. The expected figures are recomputed
 here from the distinct latest version of every event, by code that shares nothing with
-``connector.streams.aggregates``. The worker's HTTP answers, its ``agent_scores`` topic and the
+``connector.worker.aggregates``. The worker's HTTP answers, its ``agent_scores`` topic and the
 recomputation must agree, also after the worker was killed with SIGKILL mid-stream and restarted
 (with a RocksDB store, so the restarted worker reuses a local state that may be ahead of the
 changelog). Waiting is always polling with a deadline.
@@ -42,12 +42,12 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import create_topics, topic_specs
 from connector.settings import Settings
-from connector.source.keys import raw_record_key
 from connector.spec import load_catalog
-from connector.streams.aggregates.install import FORWARDED_HEADER
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.gaps import Gap, Refetcher
 from connector.topics import TopicNames
+from connector.wire import raw_record_key
+from connector.worker.aggregates.queries import FORWARDED_HEADER
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.patches.gaps import Gap, Refetcher
 from tests.unit.test_registry import FakeSchemaRegistry
 
 pytestmark = pytest.mark.kafka

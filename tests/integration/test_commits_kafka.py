@@ -1,4 +1,4 @@
-"""A commit Kafka refused is made again (connector.streams.commits), against the real broker.
+"""A commit Kafka refused is made again (connector.worker.patches.commits), against the real broker.
 
 The fault is injected by :mod:`tests.faults.refusing_worker`: the commit of the worker's last raw
 offsets is answered as Kafka answers one refused at a rebalance, and no record comes after. With

@@ -2,7 +2,8 @@
 
 The fault is injected by :mod:`tests.faults.skipping_worker`: the first records of one raw
 partition beyond the group's committed offset are fetched but never handed to the streams, as
-faust-streaming loses records at a rebalance. :mod:`connector.streams.gaps` finds them (the first
+faust-streaming loses records at a rebalance. :mod:`connector.worker.patches.gaps` finds
+them (the first
 offset delivered is past where the group stands) and reads them again. faust-streaming commits a
 partition only through offsets it saw acknowledged, from the committed one on, so with the records
 read again registered with it (``Refetcher.processed``) the group's committed offsets reach the

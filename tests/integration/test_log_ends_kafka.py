@@ -1,4 +1,4 @@
-"""Where partitions end, asked of the real broker (connector.kafka.log_ends)."""
+"""Where partitions end, asked of the real broker (connector.worker.patches.log_ends)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Producer
 
-from connector.kafka.log_ends import LogEnds, furthest
+from connector.worker.patches.log_ends import LogEnds, furthest
 from tests.processes import wait_until
 
 

@@ -24,17 +24,16 @@ from confluent_kafka.admin import AdminClient
 
 from connector.avro.errors import Reason
 from connector.replay.reading import open_consumer, read_range, take_plan
-from connector.replay.records import REPLAYED_FROM_HEADER
 from connector.replay.show import iso_time
 from connector.settings import Settings
-from connector.source.keys import raw_record_key
-from connector.streams.dead_letters import (
+from connector.wire import REPLAYED_FROM_HEADER, raw_record_key
+from connector.worker.dead_letters import (
     DEAD_LETTER_HEADERS,
     Origin,
     Refusal,
     dead_letter_headers,
 )
-from connector.streams.identity import event_identity
+from connector.worker.identity import event_identity
 from tests.processes import (
     CONNECTOR_COMMAND,
     Deployment,

@@ -40,9 +40,10 @@ from connector.kafka.local_broker import (
 )
 from connector.paths import avro_schemas_dir
 from connector.spec import load_catalog
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.identity import EVENT_ID_HEADER, event_identity
 from connector.topics import TopicNames
+from connector.wire import EVENT_ID_HEADER
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.identity import event_identity
 from tests import kafka_helpers
 
 pytestmark = pytest.mark.kafka

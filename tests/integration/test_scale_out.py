@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from connector.streams.identity import event_identity
+from connector.worker.identity import event_identity
 from tests.integration.test_aggregates_kafka import (
     expected_scores,
     generate,

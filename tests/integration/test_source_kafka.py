@@ -31,16 +31,17 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from connector.kafka.local_broker import LocalBroker
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
-from connector.source.app import RECEIVED_AT_HEADER, create_app
-from connector.source.keys import raw_record_key
-from connector.source.signature import (
+from connector.source.app import create_app
+from connector.source.signature import compute_signature
+from connector.spec import load_catalog
+from connector.topics import TopicNames
+from connector.wire import (
+    RECEIVED_AT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     TRACKING_ID_HEADER,
-    compute_signature,
+    raw_record_key,
 )
-from connector.spec import load_catalog
-from connector.topics import TopicNames
 from tests.processes import free_port, wait_for_health
 from tests.processes import private_broker as start_private_broker
 

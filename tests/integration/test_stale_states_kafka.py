@@ -1,5 +1,5 @@
 """A frozen worker's late, stale agent state in the changelog is skipped, against the real broker
-(:mod:`connector.streams.aggregates.stamps`).
+(:mod:`connector.worker.aggregates.stamps`).
 
 A worker aggregates evaluations of two agents. Then records like those a worker frozen past its
 session sends after it thaws are written after them: each agent's state with no evaluation, to the
@@ -22,10 +22,10 @@ from urllib.parse import quote
 import pytest
 from confluent_kafka import Message, Producer
 
-from connector.streams.aggregates.figures import agent_scores
-from connector.streams.aggregates.record import codec_for
-from connector.streams.aggregates.stamps import Stamp, stamp_of, stamped
-from connector.streams.aggregates.state import AgentState
+from connector.worker.aggregates.figures import agent_scores
+from connector.worker.aggregates.record import codec_for
+from connector.worker.aggregates.stamps import Stamp, stamp_of, stamped
+from connector.worker.aggregates.state import AgentState
 from tests.processes import (
     WORKER_START_SECONDS,
     Deployment,

@@ -1,4 +1,4 @@
-"""A worker that stops fetching a partition it owns gets it read again (connector.streams.stalls).
+"""A worker that stops fetching a partition it owns gets it read again (connector.worker.stalls).
 
 The fault is injected by :mod:`tests.faults.dropping_worker`: once told to, it takes the raw
 topic's partitions out of Faust's fetch set, as faust-streaming's bookkeeping sometimes does. With

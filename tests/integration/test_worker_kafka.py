@@ -30,7 +30,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from connector.avro.codec import parse_event
 from connector.avro.errors import Reason
 from connector.paths import avro_schemas_dir
-from connector.streams.identity import event_identity
+from connector.worker.identity import event_identity
 from tests.processes import (
     CATALOG,
     OUTPUT_SECONDS,

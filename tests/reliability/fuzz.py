@@ -18,12 +18,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from connector.source.signature import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    TRACKING_ID_HEADER,
-    compute_signature,
-)
+from connector.source.signature import compute_signature
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER, TRACKING_ID_HEADER
 from tests.processes import CATALOG
 
 SIGNING_MODES = (

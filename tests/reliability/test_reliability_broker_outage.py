@@ -25,8 +25,7 @@ import pytest
 from confluent_kafka import Message
 
 from connector.kafka.local_broker import LocalBroker
-from connector.source.keys import raw_record_key
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER, raw_record_key
 from tests.processes import (
     Deployment,
     ProcessGroup,

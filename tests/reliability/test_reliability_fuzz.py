@@ -37,7 +37,7 @@ from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import create_app
 from connector.source.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
-from connector.streams.identity import event_identity
+from connector.worker.identity import event_identity
 from tests.processes import (
     Deployment,
     ProcessGroup,

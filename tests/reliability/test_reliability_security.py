@@ -31,7 +31,8 @@ import httpx
 import pytest
 
 from connector.source import WEBHOOK_PATH
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, compute_signature
+from connector.source.signature import compute_signature
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from tests import kafka_helpers
 from tests.processes import (
     CATALOG,

@@ -250,7 +250,7 @@ def _differences(agent: str, actual: Mapping[str, Any], expected: Mapping[str, A
 
 def aggregates_wired() -> bool:
     """Whether ``zoom-connector worker`` runs the agent score aggregates (the query API)."""
-    from connector.streams.app import INSTALLERS
+    from connector.worker.app import INSTALLERS
 
     return any(getattr(i, "__name__", "") == "install_agent_scores" for i in INSTALLERS)
 

@@ -10,7 +10,7 @@ import pytest
 
 from connector.avro.codec import EventCodec
 from connector.spec import load_catalog
-from connector.streams.aggregates.events import (
+from connector.worker.aggregates.events import (
     EVALUATION_COMPLETED,
     INTERACTION_ANALYSIS_COMPLETED,
     Attribution,

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from connector.streams.aggregates.events import Evaluation, InteractionAnalysis
-from connector.streams.aggregates.leaderboard import (
+from connector.worker.aggregates.events import Evaluation, InteractionAnalysis
+from connector.worker.aggregates.leaderboard import (
     MAX_LIMIT,
     Entry,
     InvalidQuery,
@@ -18,8 +18,8 @@ from connector.streams.aggregates.leaderboard import (
     parse_query,
     rank,
 )
-from connector.streams.aggregates.state import AgentState, Retention
-from connector.streams.aggregates.windows import LAST_7_DAYS, LAST_30_DAYS, LIFETIME
+from connector.worker.aggregates.state import AgentState, Retention
+from connector.worker.aggregates.windows import LAST_7_DAYS, LAST_30_DAYS, LIFETIME
 
 DAY = 86_400_000
 T0 = 20_000 * DAY

@@ -19,9 +19,9 @@ from connector.avro.generator import stale_files
 from connector.paths import avro_schemas_dir
 from connector.settings import Settings
 from connector.spec import load_catalog
-from connector.streams.aggregates.events import Evaluation, InteractionAnalysis
-from connector.streams.aggregates.figures import agent_scores
-from connector.streams.aggregates.record import (
+from connector.worker.aggregates.events import Evaluation, InteractionAnalysis
+from connector.worker.aggregates.figures import agent_scores
+from connector.worker.aggregates.record import (
     RECORD,
     AgentScoresCodec,
     codec_for,
@@ -29,7 +29,7 @@ from connector.streams.aggregates.record import (
     register_schema,
     schema_path,
 )
-from connector.streams.aggregates.state import AgentState, Retention
+from connector.worker.aggregates.state import AgentState, Retention
 from tests.unit.test_registry import FakeSchemaRegistry
 
 DAY = 86_400_000

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 from connector.settings import Settings
-from connector.streams.aggregates.install import TABLE, install_agent_scores
-from connector.streams.aggregates.stamps import (
+from connector.worker.aggregates.install import TABLE, install_agent_scores
+from connector.worker.aggregates.stamps import (
     NO_GENERATION,
     Stamp,
-    StampedTable,
     current_records,
     generation_of,
     next_stamp,
@@ -19,8 +18,9 @@ from connector.streams.aggregates.stamps import (
     stamped,
     state_bytes,
 )
-from connector.streams.aggregates.state import AgentState
-from connector.streams.app import create_app
+from connector.worker.aggregates.state import AgentState
+from connector.worker.app import create_app
+from connector.worker.patches import StampedTable
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CHANGELOG = "zc-test-agent-scores-changelog"

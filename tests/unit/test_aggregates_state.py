@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.streams.aggregates.events import Evaluation, InteractionAnalysis
-from connector.streams.aggregates.figures import agent_scores
-from connector.streams.aggregates.state import AgentState, Outcome, Retention, StateError
-from connector.streams.aggregates.windows import DAY_MS, KEPT_DAYS
+from connector.worker.aggregates.events import Evaluation, InteractionAnalysis
+from connector.worker.aggregates.figures import agent_scores
+from connector.worker.aggregates.state import AgentState, Outcome, Retention, StateError
+from connector.worker.aggregates.windows import DAY_MS, KEPT_DAYS
 
 AGENT = "httgPnTgTxq0d65-alfYVw"
 DAY = DAY_MS

@@ -20,9 +20,9 @@ from connector.kafka.admin import topic_specs
 from connector.paths import avro_schemas_dir
 from connector.settings import Settings
 from connector.spec import load_catalog
-from connector.streams.dead_letters import DEAD_LETTER_HEADERS
-from connector.streams.pipeline import typed_record_key
 from connector.topics import TopicNames
+from connector.worker.dead_letters import DEAD_LETTER_HEADERS
+from connector.worker.routing import typed_record_key
 
 CATALOG = load_catalog()
 NAMES = TopicNames()

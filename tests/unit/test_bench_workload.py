@@ -10,7 +10,7 @@ import pytest
 from bench.workload import BAD, GOOD, MIX, RETRY, Workload, expected_outputs
 from connector.avro.codec import EventCodec
 from connector.avro.errors import CodecError, EventValidationError
-from connector.streams.identity import event_identity
+from connector.worker.identity import event_identity
 
 CODEC = EventCodec()
 
@@ -61,7 +61,7 @@ def test_seeding_puts_exactly_the_pool_in_the_table(agents: int) -> None:
     assert all(e.kind == GOOD and _accepted(e.body) for e in seed)
     import orjson
 
-    from connector.streams.aggregates.events import from_typed
+    from connector.worker.aggregates.events import from_typed
 
     keys = set()
     for event in seed:

@@ -1,4 +1,4 @@
-"""Commits Kafka refused while Faust noted them as made (connector.streams.commits).
+"""Commits Kafka refused while Faust noted them as made (connector.worker.patches.commits).
 
 The fake consumer runs faust-streaming's own ``Consumer._commit_offsets`` (the pinned version's
 code, where the refused commit is noted as made); only the driver's ``_commit`` (Kafka's answer)
@@ -18,7 +18,7 @@ import pytest
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 
-from connector.streams.commits import CommitKeeper
+from connector.worker.patches.commits import CommitKeeper
 
 RAW0 = TP("raw", 0)
 RAW1 = TP("raw", 1)

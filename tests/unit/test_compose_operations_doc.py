@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from connector.cli import build_parser
 from connector.settings import Settings
 from connector.source.metrics import SourceMetrics
-from connector.streams.aggregates.install import AggregateMetrics
-from connector.streams.metrics import WorkerMetrics
+from connector.worker.aggregates.install import AggregateMetrics
+from connector.worker.metrics import WorkerMetrics
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 TEXT = GUIDE.read_text()
@@ -72,9 +72,10 @@ def test_every_metric_named_exists_and_the_pipeline_ones_are_all_explained() -> 
 
 
 def test_topics_and_internal_topics_are_the_codes() -> None:
-    from connector.streams.aggregates.install import TABLE, events_topic_name
-    from connector.streams.app import DEDUP_TABLE
     from connector.topics import TopicNames
+    from connector.worker.aggregates.install import TABLE
+    from connector.worker.aggregates.rekeying import events_topic_name
+    from connector.worker.app import DEDUP_TABLE
 
     names = TopicNames()
     for topic in (names.raw, names.dlq, names.agent_scores):

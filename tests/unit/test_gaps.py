@@ -12,7 +12,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from connector.settings import Settings
-from connector.streams.gaps import (
+from connector.worker.patches.gaps import (
     Gap,
     OffsetGaps,
     Record,

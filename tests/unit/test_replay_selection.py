@@ -7,8 +7,9 @@ import io
 import pytest
 
 from connector.replay.progress import Progress
-from connector.replay.records import REPLAYED_FROM_HEADER, RecordView, replay_headers
+from connector.replay.records import RecordView, replay_headers
 from connector.replay.selection import Selection, SelectionError, parse_time, split_values
+from connector.wire import REPLAYED_FROM_HEADER
 
 DAY_MS = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 

@@ -2,7 +2,7 @@
 
 The clients: the source's producer and the topic admin (librdkafka, through
 :meth:`Settings.kafka_client_config`), the worker's Faust consumers and producers (aiokafka, through
-:func:`~connector.streams.credentials.broker_credentials`), the schema registry client, and the
+:func:`~connector.worker.credentials.broker_credentials`), the schema registry client, and the
 ``run`` command's children (the environment, passed on). Each mapping is checked, and handed to the
 real client library, which refuses settings it does not know or support. Certificates are made
 here, in memory, for ``localhost``; the registry case talks TLS for real to a local HTTPS server.
@@ -43,8 +43,8 @@ from connector.registry import (
 )
 from connector.settings import Settings
 from connector.source.producer import producer_config
-from connector.streams.app import create_app
-from connector.streams.credentials import broker_credentials, ssl_context
+from connector.worker.app import create_app
+from connector.worker.credentials import broker_credentials, ssl_context
 from tests.unit.test_registry import FakeSchemaRegistry
 
 SECURITY_VARIABLES = (

@@ -17,8 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from connector.errors import ConfigurationError
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
-from connector.source.app import RECEIVED_AT_HEADER, RECEIVER, create_app
-from connector.source.keys import raw_record_key
+from connector.source.app import RECEIVER, create_app
 from connector.source.producer import (
     DeliveryFailed,
     DeliveryReport,
@@ -28,11 +27,13 @@ from connector.source.producer import (
     ProducerQueueFull,
     ProduceTimeout,
 )
-from connector.source.signature import (
+from connector.source.signature import compute_signature
+from connector.wire import (
+    RECEIVED_AT_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     TRACKING_ID_HEADER,
-    compute_signature,
+    raw_record_key,
 )
 
 SECRET = "secretValueTest"

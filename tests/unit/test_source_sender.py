@@ -20,8 +20,8 @@ from connector.source import WEBHOOK_PATH
 from connector.source.app import create_app
 from connector.source.producer import MemoryProducer
 from connector.source.sender import SendError, send_command, webhook_url
-from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from connector.spec import UnknownEventTypeError, load_catalog
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SECRET = "secretValueTest"
 

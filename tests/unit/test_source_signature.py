@@ -11,10 +11,8 @@ from connector.source.signature import (
     FUTURE_TIMESTAMP,
     MISSING_SIGNATURE,
     MISSING_TIMESTAMP,
-    SIGNATURE_HEADER,
     SIGNATURE_MISMATCH,
     STALE_TIMESTAMP,
-    TIMESTAMP_HEADER,
     SignatureError,
     VerifiedSignature,
     compute_signature,
@@ -23,6 +21,7 @@ from connector.source.signature import (
     url_validation_response,
     verify,
 )
+from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 SECRET = b"secretValueTest"
 OTHER = b"anotherSecret"

@@ -1,4 +1,4 @@
-"""The stall watch's decisions (connector.streams.stalls), on a fake clock."""
+"""The stall watch's decisions (connector.worker.stalls), on a fake clock."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 from faust.types import TP
-from prometheus_client import CollectorRegistry
 
-from connector.streams.aggregates.install import AggregateMetrics, deliver
-from connector.streams.stalls import (
+from connector.worker.delivery import DeliveryCore, Plan, TopicWrite, Write
+from connector.worker.patches import FaustPartitions
+from connector.worker.stalls import (
     Batch,
     Batches,
     Cause,
-    FaustPartitions,
     PartitionView,
     Stall,
     StallWatch,
@@ -137,25 +136,35 @@ async def test_connector_stacks_name_where_connector_tasks_wait() -> None:
     loop = asyncio.get_running_loop()
     unacknowledged: asyncio.Future[None] = loop.create_future()
 
-    async def write() -> asyncio.Future[None]:
-        return unacknowledged
+    class Sink:
+        async def send(self, write: Write) -> asyncio.Future[None]:
+            return unacknowledged
+
+    class Handler:
+        def plan(self, records: Any) -> Plan:
+            return Plan()
+
+        def refused(self, write: Write, error: BaseException) -> Write | None:
+            return write
+
+    core = DeliveryCore("stuck", Handler(), Sink(), stopping=lambda: False)
+    write = TopicWrite("t", b"k", b"v")
 
     async def agent_loop() -> None:  # not connector code: like Faust's actor around our agent
-        await deliver([write], lambda: False, metrics)
+        await core.deliver([write])
 
-    metrics = AggregateMetrics(CollectorRegistry())
-    stuck = asyncio.create_task(deliver([write], lambda: False, metrics), name="stuck-writer")
+    stuck = asyncio.create_task(core.deliver([write]), name="stuck-writer")
     nested = asyncio.create_task(agent_loop(), name="nested-writer")
     other = asyncio.create_task(asyncio.Event().wait(), name="other-code")
     await asyncio.sleep(0.01)
     try:
         lines = connector_stacks()
         [line] = [line for line in lines if "stuck-writer" in line]
-        assert "install.py" in line and "deliver" in line
-        assert "install.py:" in line and " -> awaits " in line, line
+        assert "delivery.py" in line and "deliver" in line
+        assert "delivery.py:" in line and " -> awaits " in line, line
         # the connector's frames are found below a coroutine of other code, through its awaits
         [line] = [line for line in lines if "nested-writer" in line]
-        assert "install.py" in line and "deliver" in line
+        assert "delivery.py" in line and "deliver" in line
         assert not any("other-code" in line for line in lines)
     finally:
         unacknowledged.set_result(None)
@@ -177,7 +186,7 @@ def test_a_batch_worked_on_too_long_is_reported_once_per_period(
         now[0] += 29.9
         assert check_batches(batches, 30, seen.append) == []
         now[0] += 0.1
-        with caplog.at_level(logging.WARNING, logger="connector.streams.stalls"):
+        with caplog.at_level(logging.WARNING, logger="connector.worker.stalls"):
             assert [b.agent for b in check_batches(batches, 30, seen.append)] == [
                 "zoom-raw-pipeline"
             ]

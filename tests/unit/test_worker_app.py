@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from connector.errors import ConfigurationError
 from connector.settings import Settings
-from connector.streams.app import DEDUP_TABLE, PIPELINE_AGENT, create_app
-from connector.streams.credentials import broker_credentials, broker_urls
+from connector.worker.app import DEDUP_TABLE, PIPELINE_AGENT, create_app
+from connector.worker.credentials import broker_credentials, broker_urls
 
 SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
 

@@ -15,7 +15,7 @@ from typing import Any
 import faust
 import pytest
 
-from connector.streams.batches import take_available
+from connector.worker.patches.batching import take_available
 
 
 @dataclass

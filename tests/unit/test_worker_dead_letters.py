@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connector.avro.errors import Reason
-from connector.streams.dead_letters import (
+from connector.worker.dead_letters import (
     MAX_MESSAGE_CHARS,
     Origin,
     PipelineReason,

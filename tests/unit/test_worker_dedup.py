@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from connector.streams.dedup import DedupIndex
+from connector.worker.dedup import DedupIndex
 
 HOUR_MS = 3600 * 1000
 

@@ -1,4 +1,5 @@
-"""The freeze fence (connector.streams.fence) with a fake clock, and the aggregator behind it.
+"""The freeze fence (connector.worker.patches.fence) with a fake clock, and the aggregator
+behind it on the delivery core.
 
 What it prevents, seen against a real broker (tests/reliability/test_reliability_stalled_worker.py):
 a worker frozen with SIGSTOP past its session wrote its stale agent states after the worker that
@@ -16,13 +17,15 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from connector.streams import fence as fence_module
-from connector.streams.aggregates import events as score_events
-from connector.streams.aggregates.events import Evaluation
-from connector.streams.aggregates.install import AggregateMetrics, Aggregator
-from connector.streams.aggregates.record import AgentScoresCodec
-from connector.streams.aggregates.state import Retention
-from connector.streams.fence import FreezeGuard, release_unwritten
+from connector.worker.aggregates import events as score_events
+from connector.worker.aggregates.aggregation import Aggregator
+from connector.worker.aggregates.events import Evaluation
+from connector.worker.aggregates.metrics import AggregateMetrics
+from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.aggregates.state import Retention
+from connector.worker.delivery import CoreHooks, DeliveryCore, StateWrite, TopicWrite, Write
+from connector.worker.patches import fence as fence_module
+from connector.worker.patches.fence import FreezeGuard, release_unwritten
 
 DAY = 86_400_000
 T0 = 20_000 * DAY
@@ -197,9 +200,12 @@ class Store:
     def get(self, event: Any, key: bytes) -> bytes | None:
         return self.local.get(key)
 
-    async def put(self, event: Any, key: bytes, value: bytes) -> Awaitable[Any]:
-        self.local[key] = value
-        return self.writes.delivered("changelog", key)
+    async def send(self, write: Write) -> Awaitable[Any]:
+        if isinstance(write, StateWrite):
+            self.local[write.key] = write.value
+            return self.writes.delivered("changelog", write.key)
+        assert isinstance(write, TopicWrite) and write.key is not None
+        return self.writes.delivered(write.topic, write.key)
 
 
 def batch() -> list[Event]:
@@ -216,23 +222,23 @@ async def test_the_aggregator_writes_and_acknowledges_only_what_the_fence_allows
     metrics = AggregateMetrics(CollectorRegistry())
     acked: list[Any] = []
 
-    async def publish(key: bytes, value: bytes) -> Awaitable[Any]:
-        return writes.delivered("agent_scores", key)
-
     async def fence(events: Any) -> bool:
         return allowed
 
     async def ack(event: Any) -> None:
         acked.append(event)
 
-    aggregator = Aggregator(
+    handler = Aggregator(
         store,
-        publish,
+        "agent-scores",
+        "agent_scores",
         AgentScoresCodec(),
         Retention(31 * DAY, 3000),
         metrics,
-        lambda: False,
-        fence=fence,
+    )
+    hooks = CoreHooks(fenced=lambda count: metrics.fenced.inc())
+    aggregator = DeliveryCore(
+        "aggregate", handler, store, stopping=lambda: False, fence=fence, hooks=hooks
     )
     events = batch()
     await aggregator.process(events, ack)

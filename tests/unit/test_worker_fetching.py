@@ -1,4 +1,4 @@
-"""The worker's Kafka consumer is built with the fetch settings (``connector.streams.fetching``)."""
+"""The worker's Kafka consumer is built with the fetch settings (``worker.patches.fetching``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import faust
 from aiokafka import AIOKafkaConsumer
 
 from connector.settings import Settings
-from connector.streams.app import create_app
+from connector.worker.app import create_app
 
 
 def _settings(tmp_path: Path, **values: object) -> Settings:

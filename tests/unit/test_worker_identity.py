@@ -10,9 +10,11 @@ import pytest
 
 from connector.avro.codec import parse_event
 from connector.spec import load_catalog
-from connector.streams.identity import IDENTITY_FIELDS, event_identity
+from connector.wire import EVENT_PATHS
+from connector.worker.identity import event_identity
 
 CATALOG = load_catalog()
+IDENTITY_FIELDS = {t: paths.identity for t, paths in EVENT_PATHS.items() if paths.identity}
 EVALUATION = "quality_management.evaluation_completed"
 INTERACTION = "quality_management.interaction_analysis_completed"
 CRM = "revenue_accelerator.conversation_crm_associations_changed"

@@ -10,9 +10,9 @@ import pytest
 from connector.avro.codec import EventCodec
 from connector.avro.errors import Reason
 from connector.spec import load_catalog
-from connector.streams.dead_letters import PipelineReason
-from connector.streams.pipeline import DeadLetter, RawRecord, Router, TypedRecord
 from connector.topics import TopicNames
+from connector.worker.dead_letters import PipelineReason
+from connector.worker.routing import DeadLetter, RawRecord, Router, TypedRecord
 from tests.unit.test_codec import BAD_INPUTS
 
 CATALOG = load_catalog()

@@ -1,0 +1,73 @@
+"""``zoom-connector worker``: check the cluster, register schemas, then run the Faust worker.
+
+Start-up fails fast, with a message saying what to do, when a topic the worker reads or writes is
+missing (run ``zoom-connector topics create``) or when the schema registry refuses a schema. The
+raw topic's real partition count sizes the worker's tables (Faust requires a table's changelog to
+be co-partitioned with the topic that writes it). The worker then runs until SIGINT or SIGTERM,
+finishing the batch in hand; its exit code is the command's.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from connector.avro.codec import EventCodec, load_schemas
+from connector.avro.framing import ConfluentFraming
+from connector.errors import ConfigurationError
+from connector.kafka.admin import partition_counts
+from connector.settings import Settings
+from connector.topics import TopicNames
+from connector.worker.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def build_codec(settings: Settings) -> EventCodec:
+    """The codec for typed records: Confluent framing with a registry, else single-object."""
+    schemas = load_schemas()
+    if not settings.schema_registry_url:
+        return EventCodec(schemas)
+    from connector.registry import register_schemas
+
+    ids = register_schemas(settings, schemas)
+    log.info("schemas registered registry=%s ids=%s", settings.schema_registry_url, ids)
+    return EventCodec(schemas, framing=ConfluentFraming(ids))
+
+
+def raw_partition_count(settings: Settings, event_types: list[str]) -> int:
+    """The raw topic's partition count, once every topic the worker uses is known to exist."""
+    names = TopicNames(settings.topic_prefix)
+    needed = [names.raw, names.dlq, *map(names.typed, event_types), names.agent_scores]
+    counts = partition_counts(settings, needed)
+    missing = [name for name in needed if counts.get(name) is None]
+    if missing:
+        raise ConfigurationError(
+            f"missing topics on {settings.bootstrap_servers}: {', '.join(missing)};"
+            " create them with `zoom-connector topics create`"
+        )
+    count = counts[names.raw]
+    assert count is not None
+    return count
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the worker until stopped; returns the process exit code."""
+    codec = build_codec(settings)
+    partitions = raw_partition_count(settings, codec.event_types)
+    app = create_app(settings, codec=codec, raw_partitions=partitions)
+    log.info(
+        "worker starting id=%s raw_partitions=%d web_port=%d framing=%s",
+        settings.worker_id,
+        partitions,
+        settings.worker_web_port,
+        type(codec.framing).__name__,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
