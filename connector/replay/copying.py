@@ -52,7 +52,14 @@ GROUP_PREFIX: Final = "zoom-connector-replay-"
 CHECKPOINT_SECONDS: Final = 1.0
 _FLUSH_SECONDS: Final = 60.0
 _TIMEOUT_SECONDS: Final = 30.0
-_NOUNS: Final = {"dlq": "dead letters", "raw": "raw records"}
+_NOUNS: Final = {"dlq": ("dead letter", "dead letters"), "raw": ("raw record", "raw records")}
+
+
+def _count(n: int, kind: Kind) -> str:
+    """``1 dead letter``, ``2,000 raw records``."""
+    singular, plural = _NOUNS[kind]
+    return f"{n:,} {singular if n == 1 else plural}"
+
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -209,13 +216,15 @@ class _Copier:
         self.copied = 0
         self.failed = 0
         self.failures: list[str] = []
-        self._started = time.monotonic()
+        self._started: float | None = None
         self._produced = 0
 
     def pace(self, stop: StopSignal) -> None:
         """Wait until the next copy keeps the rate at or under ``--rate``."""
         if self._request.rate is None:
             return
+        if self._started is None:  # the clock starts with the first copy
+            self._started = time.monotonic()
         due = self._started + self._produced / self._request.rate
         while not stop.received and (wait := due - time.monotonic()) > 0:
             self._producer.poll(min(wait, 0.1))
@@ -300,7 +309,7 @@ def _replay(
         summary.already_done = checkpoint.done
         print(
             f"resuming the replay interrupted earlier ({checkpoint.done:,} of"
-            f" {checkpoint.total:,} {_NOUNS[request.kind]} were done; checkpoint: consumer group"
+            f" {_count(checkpoint.total, request.kind)} were done; checkpoint: consumer group"
             f" {request.checkpoint_group}; --restart starts over)",
             file=out,
             flush=True,
@@ -366,10 +375,10 @@ def _take(
 
 
 def _print_summary(request: ReplayRequest, summary: ReplaySummary, out: TextIO) -> None:
-    noun = _NOUNS[request.kind]
     if request.dry_run:
         print(
-            f"dry run: {summary.matched:,} of {summary.read:,} {noun} in {request.source_topic}"
+            f"dry run: {summary.matched:,} of {_count(summary.read, request.kind)} in"
+            f" {request.source_topic}"
             f" match; nothing written",
             file=out,
         )
@@ -378,7 +387,7 @@ def _print_summary(request: ReplayRequest, summary: ReplaySummary, out: TextIO) 
     print(
         f"replay {request.source_topic} -> {request.target_topic}: {summary.copied:,} copied,"
         f" {summary.skipped:,} skipped by filter, {summary.failed:,} failed"
-        f" ({summary.read:,} {noun} read"
+        f" ({_count(summary.read, request.kind)} read"
         + (f", {summary.already_done:,} by the interrupted run" if summary.resumed else "")
         + ")",
         file=out,
@@ -388,7 +397,7 @@ def _print_summary(request: ReplayRequest, summary: ReplaySummary, out: TextIO) 
     if summary.interrupted:
         print(
             f"interrupted after {summary.already_done + summary.read:,} of {summary.total:,}"
-            f" {noun}: run the same command again to resume"
+            f" {_NOUNS[request.kind][1]}: run the same command again to resume"
             f" (checkpoint: consumer group {request.checkpoint_group})",
             file=out,
         )
