@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from connector.errors import ConnectorError
+from connector.replay import arguments as replay_arguments
 from connector.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -105,6 +106,18 @@ def _cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
     return healthcheck_command(settings, args.role)
 
 
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.replay.arguments import replay_command
+
+    return replay_command(args, settings)
+
+
+def _cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    from connector.replay.arguments import show_command
+
+    return show_command(args, settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zoom-connector",
@@ -155,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     asyncapi.add_argument("action", choices=["generate", "check"])
     asyncapi.set_defaults(handler=_cmd_asyncapi)
+
+    replay = sub.add_parser(
+        "replay", help="copy dead letters (or raw records) back to the raw topic, filtered"
+    )
+    replay_arguments.add_replay_arguments(replay)
+    replay.set_defaults(handler=_cmd_replay)
+
+    dlq = sub.add_parser("dlq", help="look at the dead-letter topic")
+    dlq_sub = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+    show = dlq_sub.add_parser("show", help="print dead letters: when, why, where from")
+    replay_arguments.add_show_arguments(show)
+    show.set_defaults(handler=_cmd_dlq)
 
     health = sub.add_parser(
         "healthcheck", help="exit 0 when the local source and/or worker answer (containers)"

@@ -4,8 +4,7 @@ For container health checks (the image's ``HEALTHCHECK``). Each role has its HTT
 localhost:
 
 * ``source``: ``GET /healthz`` on ``SOURCE_PORT``;
-* ``worker``: ``GET /metrics`` on ``WORKER_WEB_PORT`` (the worker serves it once its web server
-  runs);
+* ``worker``: ``GET /healthz`` on ``WORKER_WEB_PORT``;
 * ``run``: both.
 
 Without a role, the role is the subcommand of the container's main process (``/proc/1/cmdline``:
@@ -34,7 +33,7 @@ MAIN_PROCESS_CMDLINE: Final = Path("/proc/1/cmdline")
 def probes(settings: Settings, role: str | None) -> list[str]:
     """The URLs to check for ``role`` (``None``: every component's)."""
     source = f"http://127.0.0.1:{settings.source_port}/healthz"
-    worker = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+    worker = f"http://127.0.0.1:{settings.worker_web_port}/healthz"
     return {"source": [source], "worker": [worker]}.get(role or "", [source, worker])
 
 

@@ -41,6 +41,7 @@ from connector.worker.credentials import broker_credentials, broker_urls
 from connector.worker.dedup import DedupIndex
 from connector.worker.delivery import CoreHooks, DeliveryCore
 from connector.worker.fanout import FanOut
+from connector.worker.health import install_health_views
 from connector.worker.lag import watch_lag
 from connector.worker.metrics import CONTENT_TYPE, WorkerMetrics
 from connector.worker.patches import (
@@ -250,6 +251,11 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     app.timer(min(5.0, seconds / 3))(look_for_stalls)
 
 
+def install_health(app: faust.App, context: WorkerContext) -> None:
+    """``GET /healthz`` and ``GET /readyz`` (:mod:`.health`)."""
+    install_health_views(app)
+
+
 def install_metrics_view(app: faust.App, context: WorkerContext) -> None:
     """``GET /metrics``: the worker's metrics in Prometheus text format."""
     metrics = context.metrics
@@ -270,6 +276,7 @@ def install_commit_keeper(app: faust.App, context: WorkerContext) -> None:
 INSTALLERS: list[Installer] = [
     install_fan_out,
     install_metrics_view,
+    install_health,
     install_agent_scores,
     install_stall_watch,
     install_commit_keeper,

@@ -264,6 +264,13 @@ def test_seed_examples_bad_inputs_and_retries(
         assert time.monotonic() < deadline, lag
         time.sleep(0.2)
 
+    # and a worker that has processed its partitions is alive and ready
+    healthz = worker.get("/healthz")
+    assert healthz is not None and healthz.status_code == 200
+    readyz = worker.get("/readyz")
+    assert readyz is not None and readyz.status_code == 200, readyz.text if readyz else None
+    assert readyz.json() == {"status": "ready"}
+
 
 def test_dedup_retention_is_measured_in_raw_record_time(
     deployment: Deployment, start_worker: Callable[..., WorkerProcess]

@@ -331,7 +331,7 @@ def test_the_role_is_the_main_process_subcommand(tmp_path: Path) -> None:
 
 def test_health_by_role(tmp_path: Path, endpoints: list[_Endpoint]) -> None:
     source = _Endpoint("/healthz")
-    worker = _Endpoint("/metrics")
+    worker = _Endpoint("/healthz")
     endpoints.extend([source, worker])
     closed = _closed_port()
     settings = Settings(source_port=source.port, worker_web_port=worker.port)
@@ -361,7 +361,7 @@ def test_an_error_status_is_unhealthy(
 
 
 def test_the_cli_runs_it(endpoints: list[_Endpoint], monkeypatch: pytest.MonkeyPatch) -> None:
-    worker = _Endpoint("/metrics")
+    worker = _Endpoint("/healthz")
     endpoints.append(worker)
     monkeypatch.setenv("WORKER_WEB_PORT", str(worker.port))
     assert main(["healthcheck", "worker"]) == 0

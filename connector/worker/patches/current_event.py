@@ -6,9 +6,10 @@ iteration, which for batches taken from the stream runs in another task, so a ba
 it per record with :func:`processing`.
 
 Patch: faust-streaming issue 497 (tables cannot be written from ``stream.take``). Private name:
-``faust.streams._current_event``. Pinned by ``tests/unit/test_worker_fanout.py`` and
-``tests/unit/test_aggregates_aggregation.py`` (table writes on Faust's real memory table route to
-the record's partition). Remove when Faust sets the current event for batches it hands over.
+``faust.streams._current_event``. Pinned by ``tests/unit/test_worker_fanout.py``
+(``test_processing_makes_the_event_faust_current``) and ``tests/unit/test_aggregates_stamps.py``
+(a RocksDB table read in the record's partition). Remove when Faust sets the current event for
+batches it hands over.
 """
 
 from __future__ import annotations
