@@ -189,6 +189,10 @@ class Settings(BaseSettings):
                 raise ConfigurationError("KAFKA_SSL_KEY_PASSWORD needs KAFKA_SSL_KEY_LOCATION")
             for name in ("KAFKA_SSL_CA_LOCATION", *_CLIENT_CERT_FILES):
                 _require_file(name, tls[name])
+            if key and self.kafka_ssl_key_password is None and _encrypted_key(key):
+                raise ConfigurationError(
+                    f"KAFKA_SSL_KEY_LOCATION={key} is encrypted: set KAFKA_SSL_KEY_PASSWORD"
+                )
         else:
             _refuse_unused(tls, protocol, "SSL or SASL_SSL")
 
@@ -237,3 +241,12 @@ def _refuse_unused(values: Mapping[str, object], protocol: str, wanted: str) -> 
 def _require_file(name: str, value: object) -> None:
     if isinstance(value, str) and value and not Path(value).is_file():
         raise ConfigurationError(f"{name}={value}: no such file")
+
+
+def _encrypted_key(path: str) -> bool:
+    """Whether a PEM private key is encrypted (PKCS#8, or OpenSSL's traditional format)."""
+    try:
+        text = Path(path).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return "BEGIN ENCRYPTED PRIVATE KEY" in text or "Proc-Type: 4,ENCRYPTED" in text

@@ -13,6 +13,11 @@ green without having talked to a broker.
 
 Tests using ``kafka_bootstrap`` get the ``kafka`` mark automatically, so ``-m "not kafka"`` runs
 everything else.
+
+``schema_registry`` (session-scoped) is a real Confluent-compatible registry: a local Apicurio
+Registry (:mod:`connector.registry.local_apicurio`; Java 21+ and Maven, or
+``APICURIO_REGISTRY_HOME``), or the registry at ``TEST_SCHEMA_REGISTRY_URL`` when set. Tests using
+it get the ``registry`` mark; like ``kafka`` tests, they may be skipped only outside CI.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from tests import kafka_helpers
 logger = logging.getLogger(__name__)
 
 KAFKA_MARK = "kafka"
+REGISTRY_MARK = "registry"
+GUARDED_MARKS = (KAFKA_MARK, REGISTRY_MARK)
 KAFKA_CONTAINER_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "confluentinc/cp-kafka:7.6.0")
 _DOCKER_PING_TIMEOUT_SECONDS = 1.0
 
@@ -132,6 +139,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     kafka_helpers.kafka_unavailable("no Kafka broker: " + "; ".join(reasons))
 
 
+@pytest.fixture(scope="session")
+def schema_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a real Confluent-compatible schema registry (see the module docstring)."""
+    from_env = os.environ.get("TEST_SCHEMA_REGISTRY_URL", "").strip()
+    if from_env:
+        yield from_env
+        return
+    from connector.registry.local_apicurio import LocalApicurio
+
+    registry = LocalApicurio(tmp_path_factory.mktemp("apicurio"))
+    try:
+        registry.start()
+    except ConnectorError as exc:
+        registry.stop()
+        if kafka_helpers.in_ci():
+            pytest.fail(f"no schema registry: {exc} (CI=true: one is required)", pytrace=False)
+        pytest.skip(f"no schema registry: {exc}")
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 
@@ -183,20 +213,25 @@ def new_deployment(
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the broker fixture ``kafka``, whether or not it says so."""
+    """Mark every test that uses the broker fixture ``kafka`` and every one using the registry
+    ``registry``, whether or not it says so."""
     for item in items:
-        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "kafka_bootstrap" in fixtures:
             item.add_marker(KAFKA_MARK)
+        if "schema_registry" in fixtures:
+            item.add_marker(REGISTRY_MARK)
 
 
 class _KafkaSkipGuard:
-    """Under ``CI=true``, turns a green run with skipped ``kafka`` tests into a failed one."""
+    """Under ``CI=true``, turns a green run with skipped ``kafka`` or ``registry`` tests into a
+    failed one."""
 
     def __init__(self) -> None:
         self.skipped: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.skipped and KAFKA_MARK in report.keywords:
+        if report.skipped and any(mark in report.keywords for mark in GUARDED_MARKS):
             self.skipped.append(report.nodeid)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -208,8 +243,9 @@ class _KafkaSkipGuard:
             return
         terminalreporter.section("kafka tests skipped under CI", sep="=", red=True, bold=True)
         terminalreporter.line(
-            f"{len(self.skipped)} test(s) marked 'kafka' were skipped; with CI=true that fails "
-            "the run (give the tests a broker: KAFKA_BOOTSTRAP_SERVERS, Docker, or Java 17+):"
+            f"{len(self.skipped)} test(s) marked 'kafka' or 'registry' were skipped; with CI=true"
+            " that fails the run (give the tests a broker: KAFKA_BOOTSTRAP_SERVERS, Docker, or"
+            " Java 17+; and a registry: Java 21+ and Maven, or TEST_SCHEMA_REGISTRY_URL):"
         )
         for nodeid in self.skipped:
             terminalreporter.line(f"  {nodeid}")

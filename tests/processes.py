@@ -453,13 +453,16 @@ def consume(
     done: Callable[[list[Message]], bool],
     timeout: float = OUTPUT_SECONDS,
     worker: WorkerProcess | None = None,
+    security: dict[str, str] | None = None,
 ) -> list[Message]:
     """Read ``topics`` from the beginning until ``done(messages)``, or fail at the deadline.
 
-    With ``worker``: fail as soon as it exits, and show its log on failure.
+    With ``worker``: fail as soon as it exits, and show its log on failure. ``security``: the
+    librdkafka settings of a secured listener (``security.protocol``, ``ssl.*``, ``sasl.*``).
     """
     consumer = Consumer(
         {
+            **(security or {}),
             "bootstrap.servers": bootstrap,
             "group.id": f"reader-{time.monotonic_ns()}",
             "auto.offset.reset": "earliest",

@@ -14,8 +14,10 @@ the writer's schema with ``value[2:10].hex()``. The files are the ``.avsc`` exac
 one); ``schemas check`` fails when a current schema is missing from the history, a history file
 does not match its name, or records of a released schema and of the current one cannot be read
 with the other (sample records of each, generated from the schema, written with one and read with
-the other: a new field without a default, a changed type or a dropped union branch fail). The
-history is committed, and shipped in the wheel with ``schemas/avro``.
+the other: a new field without a default, a changed type or a dropped union branch fail), or the
+current schema drops an enum symbol a released one has (Avro would read it as ``UNKNOWN``:
+:mod:`connector.avro.evolution`). The history is committed, and shipped in the wheel with
+``schemas/avro``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import fastavro
 import fastavro.utils
 
 from connector.avro.errors import CodecError, Reason
+from connector.avro.evolution import removed_enum_symbols
 from connector.avro.framing import crc64_avro
 from connector.paths import avro_schemas_dir
 
@@ -117,6 +120,13 @@ def history_problems(schemas_dir: Path, files: Mapping[str, bytes]) -> list[str]
             failure = unreadable(writer, reader)
             if failure is not None:
                 problems.append(f"incompatible: {who} {released.path}: {failure}")
+        removed = removed_enum_symbols(released.schema, current)
+        if removed:
+            listed = "; ".join(f"{enum}: {', '.join(gone)}" for enum, gone in removed.items())
+            problems.append(
+                f"removed enum symbols: the current {released.event_type} schema drops {listed}"
+                f" of {released.path} (records carrying them would read as the enum's default)"
+            )
     return problems
 
 

@@ -20,8 +20,10 @@ and reported with their partition count (a raw topic with a different count is f
 sizes its tables after the real one). Faust creates its own internal topics (table changelogs).
 
 Before asking anything, :func:`verify_connection` makes sure the cluster answers with the
-configured credentials: a wrong SASL password or a TLS handshake failure is reported at once
-(:class:`KafkaAuthenticationError`), a cluster that does not answer within
+configured credentials: a wrong SASL password, a broker certificate the client does not trust or
+a client certificate the broker refuses is reported at once (:class:`KafkaAuthenticationError`,
+see :mod:`connector.kafka.refusals`; a key librdkafka cannot decrypt is a
+:class:`~connector.errors.ConfigurationError`), a cluster that does not answer within
 ``KAFKA_CONNECT_TIMEOUT_SECONDS`` as :class:`KafkaUnreachableError`, whose message says what to
 check. librdkafka's own log lines (one per reconnect attempt) are coalesced meanwhile
 (:mod:`connector.kafka.coalescing_log`): the first, then how many more came.
@@ -42,6 +44,12 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.errors import ConnectorError
 from connector.kafka.coalescing_log import CoalescingLog
+from connector.kafka.refusals import (
+    client_creation_error,
+    refusal,
+    refusal_in_log,
+    refusal_message,
+)
 from connector.settings import Settings
 from connector.topics import TopicNames
 
@@ -107,21 +115,24 @@ def topic_specs(settings: Settings, event_types: Iterable[str]) -> list[TopicSpe
 LIBRDKAFKA_LOGGER: Final = "connector.kafka.librdkafka"
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient(
-        {
-            **settings.kafka_client_config(),
-            "client.id": "zoom-connector-admin",
-            "logger": CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER)),
-        }
-    )
+def admin_client(settings: Settings, **extra: object) -> AdminClient:
+    """An admin client for the cluster (``extra``: more librdkafka settings, e.g. ``error_cb``).
+
+    librdkafka refusing the settings (a key it cannot decrypt) is a ConfigurationError.
+    """
+    config = {
+        **settings.kafka_client_config(),
+        "client.id": "zoom-connector-admin",
+        "logger": CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER)),
+        **extra,
+    }
+    try:
+        return AdminClient(config)
+    except KafkaException as exc:
+        raise client_creation_error(config, exc) from exc
 
 
-# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
-_REFUSALS: Final = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
-)
-_PROBE_SECONDS: Final = 1.0
+_PROBE_SECONDS: Final = 0.5
 
 
 _ATTEMPT_DETAILS: Final = re.compile(
@@ -129,18 +140,31 @@ _ATTEMPT_DETAILS: Final = re.compile(
 )
 
 
-class _ConnectionWatch:
-    """An ``error_cb`` keeping the last refusal and the last transport error librdkafka reported."""
+class _ConnectionWatch(logging.Filter):
+    """An ``error_cb`` keeping the last refusal and the last transport error librdkafka reported,
+    and a filter on librdkafka's logger that takes a refusal from its log lines too (builds whose
+    ``error_cb`` text leaves the TLS alert out). Those lines are dropped: the error raised with
+    the refusal says the same."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.refusal: str | None = None
         self.failure: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        if error.code() in _REFUSALS:
-            self.refusal = error.str()
+        reason = refusal(error)
+        if reason is not None:
+            self.refusal = reason
         elif error.code() != KafkaError._ALL_BROKERS_DOWN:
             self.failure = _ATTEMPT_DETAILS.sub("", error.str())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        reason = refusal_in_log(record)
+        if reason is None:
+            return True
+        if self.refusal is None:
+            self.refusal = reason
+        return False
 
 
 def verify_connection(settings: Settings, timeout: float | None = None) -> None:
@@ -154,36 +178,32 @@ def verify_connection(settings: Settings, timeout: float | None = None) -> None:
         timeout = settings.kafka_connect_timeout_seconds
     watch = _ConnectionWatch()
     librdkafka_log = CoalescingLog(logging.getLogger(LIBRDKAFKA_LOGGER))
-    admin = AdminClient(
-        {
-            **settings.kafka_client_config(),
-            "client.id": "zoom-connector-admin",
-            "error_cb": watch,
-            "logger": librdkafka_log,
-        }
-    )
+    admin = admin_client(settings, error_cb=watch, logger=librdkafka_log)
+    python_log = logging.getLogger(LIBRDKAFKA_LOGGER)
+    python_log.addFilter(watch)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=max(0.1, min(_PROBE_SECONDS, deadline - time.monotonic())))
-            return
-        except KafkaException as exc:
-            last = exc
-        finally:
-            admin.poll(0)  # serves error_cb and the log
-        if watch.refusal is not None:
-            librdkafka_log.flush()
-            raise KafkaAuthenticationError(
-                f"Kafka at {settings.bootstrap_servers} refused the connection"
-                f" (KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}): {watch.refusal}."
-                " Check KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and the"
-                " KAFKA_SSL_* files"
-            )
-        if time.monotonic() >= deadline:
-            librdkafka_log.flush()
-            raise KafkaUnreachableError(
-                unreachable_message(settings, timeout, watch.failure or last)
-            )
+    try:
+        while True:
+            try:
+                probe = max(0.1, min(_PROBE_SECONDS, deadline - time.monotonic()))
+                admin.list_topics(timeout=probe)
+                return
+            except KafkaException as exc:
+                last = exc
+            finally:
+                admin.poll(0)  # serves error_cb and the log
+            if watch.refusal is not None:
+                librdkafka_log.flush()
+                raise KafkaAuthenticationError(
+                    refusal_message(settings.kafka_client_config(), watch.refusal)
+                )
+            if time.monotonic() >= deadline:
+                librdkafka_log.flush()
+                raise KafkaUnreachableError(
+                    unreachable_message(settings, timeout, watch.failure or last)
+                )
+    finally:
+        python_log.removeFilter(watch)
 
 
 def unreachable_message(settings: Settings, timeout: float, cause: object) -> str:

@@ -42,6 +42,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.errors import ConnectorError
 from connector.kafka.coalescing_log import CoalescingLog
+from connector.kafka.refusals import client_creation_error, refusal, settings_to_check
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,11 +125,6 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
-
-# librdkafka's codes for a refused SASL authentication and a failed TLS handshake.
-_REFUSALS: Final = frozenset(
-    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
-)
 
 
 class KafkaClient(Protocol):
@@ -224,7 +220,7 @@ class KafkaDurableProducer:
                 {**self._config, "error_cb": self._on_client_error, "logger": self._librdkafka_log}
             )
         except KafkaException as exc:
-            raise ProduceError(f"cannot create the Kafka producer: {exc.args[0]}") from exc
+            raise client_creation_error(self._config, exc) from exc
         return _PolledClient(client)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
@@ -297,12 +293,12 @@ class KafkaDurableProducer:
         if error.fatal():
             log.error("kafka client fatal error code=%s %s", error.name(), error.str())
             self._fatal_error = f"{error.name()}: {error.str()}"
-        elif error.code() in _REFUSALS:  # wrong credentials or TLS: nothing will get through
+        elif (reason := refusal(error)) is not None:  # credentials or TLS: nothing gets through
             self._log.error(
-                "kafka refused the connection code=%s %s: webhooks are answered 503; check"
-                " KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_SSL_*",
+                "kafka refused the connection code=%s %s: webhooks are answered 503; %s",
                 error.name(),
-                error.str(),
+                reason,
+                settings_to_check(self._config, reason),
             )
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._log.warning(

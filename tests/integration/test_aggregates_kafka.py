@@ -48,7 +48,6 @@ from connector.wire import raw_record_key
 from connector.worker.aggregates.queries import FORWARDED_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.patches.gaps import Gap, Refetcher
-from tests.unit.test_registry import FakeSchemaRegistry
 
 pytestmark = pytest.mark.kafka
 
@@ -694,11 +693,10 @@ def test_any_worker_answers_for_any_agent(
 
 
 def test_agent_scores_in_confluent_framing_with_a_registry(
-    deployment: Deployment, start_worker: Callable[[str], Worker]
+    deployment: Deployment, start_worker: Callable[[str], Worker], schema_registry: str
 ) -> None:
-    registry = FakeSchemaRegistry().start()
-    try:
-        deployment.env["SCHEMA_REGISTRY_URL"] = registry.url
+    with SchemaRegistryClient({"url": schema_registry}) as client:
+        deployment.env["SCHEMA_REGISTRY_URL"] = schema_registry
         stream = generate(seed=3, now_ms=int(time.time() * 1000))
         arrivals = [(k, b) for k, b in stream.arrivals if k == "raw"][:300]
         distinct = [json.loads(b) for _, b in arrivals]
@@ -707,8 +705,8 @@ def test_agent_scores_in_confluent_framing_with_a_registry(
         expected = expected_scores(distinct)
         wait_for_http(worker, expected, CONVERGE_SECONDS)
         subject = f"{deployment.topics.agent_scores}-value"
-        assert subject in registry.subjects
-        deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+        assert subject in client.get_subjects()
+        deserializer = AvroDeserializer(client)
         consumer = Consumer(
             {
                 "bootstrap.servers": deployment.bootstrap,
@@ -741,8 +739,6 @@ def test_agent_scores_in_confluent_framing_with_a_registry(
             consumer.close()
         assert sorted(latest) == sorted(expected)
         assert caught_up(), {a: latest[a]["evaluations"] for a in expected}
-    finally:
-        registry.stop()
 
 
 async def test_the_refetcher_reads_a_range_of_offsets_again(

@@ -46,7 +46,6 @@ from tests.processes import (
     record_count,
 )
 from tests.unit.test_codec import BAD_INPUTS
-from tests.unit.test_registry import FakeSchemaRegistry
 
 pytestmark = pytest.mark.kafka
 
@@ -402,11 +401,10 @@ def test_no_typed_record_is_lost_when_the_worker_is_killed(
 
 
 def test_records_decode_through_confluent_avro_deserializer(
-    deployment: Deployment, start_worker: Callable[..., WorkerProcess]
+    deployment: Deployment, start_worker: Callable[..., WorkerProcess], schema_registry: str
 ) -> None:
-    registry = FakeSchemaRegistry().start()
-    try:
-        deployment.extra_env["SCHEMA_REGISTRY_URL"] = registry.url
+    with SchemaRegistryClient({"url": schema_registry}) as client:
+        deployment.extra_env["SCHEMA_REGISTRY_URL"] = schema_registry
         raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
         for event_type in CATALOG.event_types:
             raw.send(CATALOG.example_bytes(event_type))
@@ -422,8 +420,9 @@ def test_records_decode_through_confluent_avro_deserializer(
         )
         # every typed topic's schema, and the agent_scores topic's (the aggregates write it too)
         expected = [f"{t}-value" for t in [*typed_topics, deployment.topics.agent_scores]]
-        assert sorted(registry.subjects) == sorted(expected)
-        deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+        subjects = [s for s in client.get_subjects() if s.startswith(f"{deployment.prefix}.")]
+        assert sorted(subjects) == sorted(expected)
+        deserializer = AvroDeserializer(client)
         for message in typed:
             value = message.value()
             assert value is not None and value[0] == 0
@@ -436,5 +435,3 @@ def test_records_decode_through_confluent_avro_deserializer(
             assert _without_nulls(datum) == CATALOG.example(event_type)
         printed = run_example(deployment, INTERACTION, 1)
         assert printed[0]["event"]["payload"]["object"]["queue_name"] == "Demo"
-    finally:
-        registry.stop()

@@ -26,7 +26,7 @@ from connector.kafka.local_broker.distribution import (
     resolve_distribution,
 )
 from connector.kafka.local_broker.errors import JavaNotFoundError, KafkaDistributionError
-from connector.kafka.local_broker.java import check_java, parse_java_major
+from connector.kafka.local_broker.java import check_java, find_java_at_least, parse_java_major
 
 
 def properties(text: str) -> dict[str, str]:
@@ -134,6 +134,47 @@ def test_server_properties_with_a_scram_listener(tmp_path: Path) -> None:
     assert config.sasl_bootstrap == "localhost:19094"
 
 
+def test_server_properties_with_the_tls_listeners(tmp_path: Path) -> None:
+    config = BrokerConfig(
+        data_dir=tmp_path,
+        ssl_port=19095,
+        mtls_port=19096,
+        sasl_ssl_port=19097,
+        scram_users=(ScramUser("alice", "secret"),),
+    )
+    with pytest.raises(ConfigurationError, match="password"):
+        render_server_properties(config)
+    props = properties(render_server_properties(config, "store-pw"))
+    listeners = props["advertised.listeners"].split(",")
+    for listener in (
+        "SSL://localhost:19095",
+        "MTLS://localhost:19096",
+        "SASL_SSL://localhost:19097",
+    ):
+        assert listener in listeners
+    assert set(props["listener.security.protocol.map"].split(",")) >= {
+        "SSL:SSL",
+        "MTLS:SSL",
+        "SASL_SSL:SASL_SSL",
+    }
+    assert props["listener.name.mtls.ssl.client.auth"] == "required"
+    assert "listener.name.ssl.ssl.client.auth" not in props
+    assert props["ssl.keystore.location"] == str(tmp_path / "tls" / "broker.p12")
+    assert props["ssl.truststore.type"] == "PKCS12"
+    assert props["ssl.keystore.password"] == props["ssl.truststore.password"] == "store-pw"
+    jaas = props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    assert jaas.startswith("org.apache.kafka.common.security.scram.ScramLoginModule")
+    assert "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config" not in props
+    assert config.tls and config.mtls_bootstrap == "localhost:19096"
+
+
+def test_ephemeral_tls_instances_get_five_distinct_ports(tmp_path: Path) -> None:
+    config = BrokerConfig.ephemeral(tmp_path, scram_users=(ScramUser("a", "b"),), tls=True)
+    ports = [config.port, *config.extra_ports]
+    assert len(set(ports)) == len(ports) == 6
+    assert None not in (config.ssl_port, config.mtls_port, config.sasl_ssl_port, config.sasl_port)
+
+
 def test_ephemeral_instances_get_distinct_free_ports(tmp_path: Path) -> None:
     config = BrokerConfig.ephemeral(tmp_path, sasl=True)
     ports = {config.port, config.controller_port, config.sasl_port}
@@ -195,6 +236,22 @@ def test_java_11_is_refused_with_install_advice(tmp_path: Path) -> None:
     with pytest.raises(JavaNotFoundError, match=r"Java 17 or newer.*Java 11") as caught:
         check_java({"JAVA_HOME": str(home), "PATH": ""})
     assert "openjdk-17-jre-headless" in str(caught.value)
+
+
+def test_a_newer_installed_jdk_is_found_when_the_default_java_is_too_old(tmp_path: Path) -> None:
+    default = fake_java_home(tmp_path / "default", 'openjdk version "17.0.2" 2022-01-18')
+    jvm = tmp_path / "jvm"
+    fake_java_home(jvm / "temurin-21", 'openjdk version "21.0.4" 2024-07-16')
+    fake_java_home(jvm / "temurin-25", 'openjdk version "25.0.1" 2025-10-21')
+    env = {"JAVA_HOME": str(default), "PATH": ""}
+    runtime = find_java_at_least(21, "Apicurio", env, parents=(jvm,))
+    assert runtime.major == 25
+    assert runtime.executable == (jvm / "temurin-25" / "bin" / "java").resolve()
+    assert (
+        find_java_at_least(17, "Kafka", env, parents=(jvm,)).executable == default / "bin" / "java"
+    )
+    with pytest.raises(JavaNotFoundError, match=r"Apicurio needs Java 26 or newer.*Java 25"):
+        find_java_at_least(26, "Apicurio", env, parents=(jvm,))
 
 
 def test_no_java_at_all_says_what_to_install(tmp_path: Path) -> None:

@@ -1,14 +1,10 @@
-"""Schema registration and the Confluent wire format, against confluent-kafka's own client.
+"""Schema registration: what a real registry cannot be made to do, and the enum-symbol rule.
 
-No Confluent-compatible registry can run here (no Docker; Confluent's registry is not on Maven
-Central, Karapace is not on PyPI, Apicurio on Maven Central is a Quarkus app without a runnable
-jar, Debian packages none), so :class:`FakeSchemaRegistry` serves the few endpoints used, over real
-HTTP: ``POST /subjects/{subject}/versions``, ``GET /schemas/ids/{id}``,
-``POST /compatibility/subjects/{subject}/versions/latest`` and ``GET /subjects``. Like a real
-registry it gives one id per distinct schema and answers 409 to an incompatible one; unlike a real
-one it calls every change to a subject incompatible (a real registry applies the subject's
-compatibility level; the worker only needs to report the 409). Records are then read with
-confluent-kafka's ``AvroDeserializer``, i.e. as a downstream consumer would.
+Registration, the wire format, 409s and compatibility levels are tested against a real registry
+(a local Apicurio Registry) in ``tests/integration/test_registry_apicurio.py``. Here
+:class:`FakeSchemaRegistry`, a few endpoints of the Confluent API over real HTTP, stands in for
+the faults Apicurio cannot produce without an identity server: basic auth sent, and refused
+(401). Plus an unreachable registry.
 """
 
 from __future__ import annotations
@@ -21,21 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-import fastavro
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import SecretStr
 
-from connector.avro.codec import EventCodec, load_schemas
-from connector.avro.framing import ConfluentFraming
-from connector.registry import IncompatibleSchemaError, SchemaRegistrationError, register_schemas
+from connector.avro.codec import load_schemas
+from connector.registry import SchemaRegistrationError, register_schemas
 from connector.settings import Settings
-from connector.spec import load_catalog
-
-CATALOG = load_catalog()
-EVALUATION = "quality_management.evaluation_completed"
 
 
 def _canonical(schema_text: str) -> str:
@@ -149,48 +137,18 @@ def registry() -> Iterator[FakeSchemaRegistry]:
     fake.stop()
 
 
-def _settings(registry: FakeSchemaRegistry, **values: Any) -> Settings:
-    return Settings(
+def test_basic_auth_is_sent_with_every_request(registry: FakeSchemaRegistry) -> None:
+    settings = Settings(
         schema_registry_url=registry.url,
         schema_registry_basic_auth_user_info=SecretStr("zoom:s3cret"),
-        **values,
+        topic_prefix="acme",
     )
-
-
-def test_every_schema_is_registered_under_its_topic_value_subject(
-    registry: FakeSchemaRegistry,
-) -> None:
     schemas = load_schemas()
-    ids = register_schemas(_settings(registry), schemas)
-    assert set(ids) == set(schemas) == set(CATALOG.event_types)
+    ids = register_schemas(settings, schemas)
+    assert sorted(registry.subjects) == sorted(f"acme.{t}-value" for t in schemas)
     assert len(set(ids.values())) == len(ids)
-    assert sorted(registry.subjects) == sorted(f"zoom.{t}-value" for t in schemas)
-    assert json.loads(registry.schemas[ids[EVALUATION]]) == schemas[EVALUATION]
     expected = "Basic " + base64.b64encode(b"zoom:s3cret").decode()
     assert registry.authorizations and set(registry.authorizations) == {expected}
-    # start-up again: the same ids, nothing new registered
-    assert register_schemas(_settings(registry), schemas) == ids
-    assert len(registry.schemas) == len(schemas)
-
-
-def test_prefix_names_the_subjects(registry: FakeSchemaRegistry) -> None:
-    register_schemas(
-        _settings(registry, topic_prefix="acme"), {EVALUATION: load_schemas()[EVALUATION]}
-    )
-    assert list(registry.subjects) == [f"acme.{EVALUATION}-value"]
-
-
-def test_an_incompatible_schema_fails_fast_naming_the_subject(
-    registry: FakeSchemaRegistry,
-) -> None:
-    schemas = load_schemas()
-    changed = json.loads(json.dumps(schemas[EVALUATION]))
-    changed["fields"] = changed["fields"][:-1]
-    registry.register(f"zoom.{EVALUATION}-value", json.dumps(changed))
-    with pytest.raises(IncompatibleSchemaError) as info:
-        register_schemas(_settings(registry), schemas)
-    assert info.value.subject == f"zoom.{EVALUATION}-value"
-    assert "incompatible" in str(info.value) and "HTTP status code 409" in str(info.value)
 
 
 def test_wrong_credentials_and_unreachable_registry_are_clear_errors(
@@ -203,46 +161,8 @@ def test_wrong_credentials_and_unreachable_registry_are_clear_errors(
     with pytest.raises(SchemaRegistrationError, match="401"):
         register_schemas(settings, load_schemas())
     unreachable = Settings(schema_registry_url="http://127.0.0.1:9")
-    client = SchemaRegistryClient({"url": unreachable.schema_registry_url, "max.retries": 0})
-    with pytest.raises(SchemaRegistrationError, match="cannot register"):
+    with (
+        SchemaRegistryClient({"url": "http://127.0.0.1:9", "max.retries": 0}) as client,
+        pytest.raises(SchemaRegistrationError, match="cannot register"),
+    ):
         register_schemas(unreachable, load_schemas(), client=client)
-
-
-@pytest.mark.parametrize("event_type", CATALOG.event_types)
-def test_confluent_avro_deserializer_reads_our_records(
-    registry: FakeSchemaRegistry, event_type: str
-) -> None:
-    schemas = load_schemas()
-    ids = register_schemas(_settings(registry), schemas)
-    codec = EventCodec(schemas, framing=ConfluentFraming(ids))
-    _, data = codec.encode(CATALOG.example_bytes(event_type))
-
-    client = SchemaRegistryClient({"url": registry.url, "basic.auth.user.info": "zoom:s3cret"})
-    deserializer = AvroDeserializer(client)
-    topic = f"zoom.{event_type}"
-    datum = deserializer(data, SerializationContext(topic, MessageField.VALUE))
-    assert isinstance(datum, dict)
-    assert datum["event"] == event_type
-    # the same values as the committed .avsc read with fastavro (timestamps as datetimes)
-    expected = fastavro.schemaless_reader(
-        __import__("io").BytesIO(data[5:]), fastavro.parse_schema(schemas[event_type]), None
-    )
-    assert datum == expected
-
-
-def test_the_worker_refuses_to_start_on_an_incompatible_schema(
-    registry: FakeSchemaRegistry,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from connector.cli import main
-
-    changed = json.loads(json.dumps(load_schemas()[EVALUATION]))
-    changed["fields"] = changed["fields"][:-1]
-    registry.register(f"zoom.{EVALUATION}-value", json.dumps(changed))
-    monkeypatch.setenv("SCHEMA_REGISTRY_URL", registry.url)
-    monkeypatch.setenv("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "zoom:s3cret")
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never reached
-    assert main(["worker"]) == 2
-    error = capsys.readouterr().err
-    assert f"zoom.{EVALUATION}-value" in error and "incompatible" in error

@@ -7,6 +7,7 @@ no cluster is configured. The modules, in the order a start goes through them:
 - :mod:`.java`: finding Java 17+;
 - :mod:`.distribution`: the Kafka jars (``KAFKA_HOME``, Maven Central, or the Apache archive),
   and :data:`KAFKA_VERSION`, the one pinned version;
+- :mod:`.certs`: the CA, certificates and PKCS12 stores of the optional TLS listeners;
 - :mod:`.broker`: :class:`LocalBroker`, which launches, waits for, and stops the JVM;
 - :mod:`.command`: the ``kafka`` subcommand.
 

@@ -1,9 +1,11 @@
 """Starting, watching and stopping one local Kafka broker process: :class:`LocalBroker`.
 
-``start`` renders the configuration into the data directory, formats the KRaft storage on the
-first start, launches the JVM detached (its own session, output to ``logs/jvm.out``, pid in
-``broker.pid``) and waits until the broker answers a metadata request. It is idempotent: a broker
-we launched that is still up, or any Kafka broker already answering on the port, is reused.
+``start`` renders the configuration into the data directory (with TLS listeners: after making
+the certificates and stores, :mod:`.certs`), formats the KRaft storage on the first start (with
+the SCRAM users' credentials, ``--add-scram``), launches the JVM detached (its own session,
+output to ``logs/jvm.out``, pid in ``broker.pid``) and waits until the broker answers a metadata
+request. It is idempotent: a broker we launched that is still up, or any Kafka broker already
+answering on the port, is reused.
 
 The JVM is not tied to the Python process that launched it: it keeps running after ``zoom-connector
 kafka start`` or a test session exits, until ``stop`` (SIGTERM, then SIGKILL after a deadline).
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from connector.kafka.local_broker.certs import ensure_broker_tls
 from connector.kafka.local_broker.config import (
     BrokerConfig,
     new_cluster_id,
@@ -141,7 +144,7 @@ class LocalBroker:
             self._check_ports_free()
             java = check_java(self._environ)
             dist = resolve_distribution(self.version, self._environ)
-            self._write_configs()
+            self._write_configs(java)
             self._format_storage(java, dist)
             pid = self._launch(java, dist)
             self._wait_until_answering(pid, deadline)
@@ -200,10 +203,15 @@ class LocalBroker:
 
     # --- launching ---------------------------------------------------------------------------
 
-    def _write_configs(self) -> None:
+    def _write_configs(self, java: JavaRuntime) -> None:
         self.config.kraft_dir.mkdir(parents=True, exist_ok=True)
         self.config.logs_dir.mkdir(parents=True, exist_ok=True)
-        self.config.server_properties.write_text(render_server_properties(self.config))
+        password = None
+        if self.config.tls:
+            keytool = java.executable.parent / "keytool"
+            tls = ensure_broker_tls(self.config.tls_dir, keytool, self.config.host)
+            password = tls.store_password()
+        self.config.server_properties.write_text(render_server_properties(self.config, password))
         self.config.log4j2_properties.write_text(render_log4j2_properties(self.config))
 
     def _java_command(self, java: JavaRuntime, dist: KafkaDistribution, main: str) -> list[str]:
@@ -233,6 +241,13 @@ class LocalBroker:
             str(self.config.server_properties),
             "--ignore-formatted",
         ]
+        for user in self.config.scram_users:
+            for mechanism in user.mechanisms:
+                # Kafka's own syntax; a password with "]" or "," cannot be given this way.
+                command += [
+                    "--add-scram",
+                    f"{mechanism}=[name={user.username},password={user.password}]",
+                ]
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=120, check=False
         )
@@ -280,6 +295,9 @@ class LocalBroker:
             "jars": dist.source,
             "bootstrap": self.bootstrap,
             "sasl_bootstrap": self.config.sasl_bootstrap,
+            "ssl_bootstrap": self.config.ssl_bootstrap,
+            "mtls_bootstrap": self.config.mtls_bootstrap,
+            "sasl_ssl_bootstrap": self.config.sasl_ssl_bootstrap,
             "started_at": time.time(),
         }
         self.config.state_file.write_text(json.dumps(state, indent=2) + "\n")
@@ -305,10 +323,7 @@ class LocalBroker:
             time.sleep(_POLL_SECONDS)
 
     def _check_ports_free(self) -> None:
-        others = [self.config.controller_port]
-        if self.config.sasl_port is not None:
-            others.append(self.config.sasl_port)
-        for port in others:
+        for port in self.config.extra_ports:
             if _port_open(self.config.host, port):
                 raise PortInUseError(
                     f"port {port} (needed by the local broker) is taken; free it or choose "

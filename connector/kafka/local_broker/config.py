@@ -15,6 +15,8 @@ Layout of a data directory::
     logs/jvm.out        the JVM's stdout and stderr (crashes, GC warnings)
     broker.pid          the pid of the JVM we launched
     broker.json         what was launched: version, bootstrap, jars
+    tls/                CA, broker and client certificates and the PKCS12 stores (made once,
+                        when a TLS listener is configured; see :mod:`.certs`)
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ SCRAM_MECHANISMS: tuple[ScramMechanism, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512"
 
 @dataclass(frozen=True)
 class ScramUser:
-    """A user of the optional SASL_PLAINTEXT listener, with a password for each mechanism."""
+    """A user of the optional SASL listeners, with a password for each mechanism."""
 
     username: str
     password: str = field(repr=False)
@@ -58,6 +60,8 @@ class BrokerConfig:
 
     ``sasl_port`` adds a SASL_PLAINTEXT listener accepting SCRAM-SHA-256 and SCRAM-SHA-512 for
     ``scram_users`` (the PLAINTEXT listener stays, for admin work and inter-broker traffic).
+    The TLS listeners, each optional: ``ssl_port`` (server-only TLS), ``mtls_port`` (TLS requiring
+    a client certificate signed by the broker's CA) and ``sasl_ssl_port`` (SCRAM over TLS).
     """
 
     data_dir: Path
@@ -67,18 +71,40 @@ class BrokerConfig:
     sasl_port: int | None = None
     scram_users: tuple[ScramUser, ...] = ()
     heap_mb: int = 512
+    ssl_port: int | None = None
+    mtls_port: int | None = None
+    sasl_ssl_port: int | None = None
 
     def __post_init__(self) -> None:
-        ports = [self.port, self.controller_port]
-        if self.sasl_port is not None:
-            ports.append(self.sasl_port)
+        ports = [self.port, *self.extra_ports]
         for port in ports:
             if not 0 < port < 65536:
                 raise ConfigurationError(f"not a TCP port: {port}")
         if len(set(ports)) != len(ports):
             raise ConfigurationError(f"the broker's ports must differ, got {ports}")
-        if self.scram_users and self.sasl_port is None:
-            raise ConfigurationError("SCRAM users need a SASL port (sasl_port)")
+        if self.scram_users and not any(self._sasl_ports()):
+            raise ConfigurationError("SCRAM users need a SASL port (sasl_port, sasl_ssl_port)")
+
+    def _sasl_ports(self) -> tuple[int | None, ...]:
+        return (self.sasl_port, self.sasl_ssl_port)
+
+    def _tls_ports(self) -> tuple[int | None, ...]:
+        return (self.ssl_port, self.mtls_port, self.sasl_ssl_port)
+
+    @property
+    def tls(self) -> bool:
+        """Whether any TLS listener is configured (the broker then needs its ``tls/`` files)."""
+        return any(p is not None for p in self._tls_ports())
+
+    @property
+    def sasl(self) -> bool:
+        return any(p is not None for p in self._sasl_ports())
+
+    @property
+    def extra_ports(self) -> list[int]:
+        """Every port besides the PLAINTEXT one."""
+        found = (self.controller_port, self.sasl_port, *self._tls_ports())
+        return [p for p in found if p is not None]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerConfig:
@@ -98,15 +124,25 @@ class BrokerConfig:
         *,
         sasl: bool = False,
         scram_users: tuple[ScramUser, ...] = (),
+        tls: bool = False,
     ) -> BrokerConfig:
-        """An extra instance in ``data_dir`` on ports that are free right now."""
-        ports = free_ports(3 if sasl or scram_users else 2)
+        """An extra instance in ``data_dir`` on ports that are free right now.
+
+        ``sasl`` (or ``scram_users``) adds the SASL_PLAINTEXT listener; ``tls`` the three TLS
+        listeners (SSL, mutual TLS, SASL_SSL).
+        """
+        with_sasl = sasl or bool(scram_users)
+        ports = free_ports(2 + int(with_sasl) + 3 * int(tls))
+        extra = iter(ports[2:])
         return cls(
             data_dir=data_dir,
             port=ports[0],
             controller_port=ports[1],
-            sasl_port=ports[2] if len(ports) > 2 else None,
+            sasl_port=next(extra) if with_sasl else None,
             scram_users=scram_users,
+            ssl_port=next(extra) if tls else None,
+            mtls_port=next(extra) if tls else None,
+            sasl_ssl_port=next(extra) if tls else None,
         )
 
     @property
@@ -118,6 +154,25 @@ class BrokerConfig:
     def sasl_bootstrap(self) -> str | None:
         """The SASL_PLAINTEXT bootstrap address, when that listener is enabled."""
         return None if self.sasl_port is None else f"{self.host}:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str | None:
+        """The server-only TLS listener's address (``KAFKA_SECURITY_PROTOCOL=SSL``)."""
+        return None if self.ssl_port is None else f"{self.host}:{self.ssl_port}"
+
+    @property
+    def mtls_bootstrap(self) -> str | None:
+        """The mutual-TLS listener's address (``SSL`` with a client certificate)."""
+        return None if self.mtls_port is None else f"{self.host}:{self.mtls_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """The SCRAM-over-TLS listener's address (``SASL_SSL``)."""
+        return None if self.sasl_ssl_port is None else f"{self.host}:{self.sasl_ssl_port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"
 
     # Files in the data directory (see the module docstring).
     @property
@@ -196,13 +251,25 @@ def new_cluster_id() -> str:
             return text
 
 
-def render_server_properties(config: BrokerConfig) -> str:
-    """The broker's ``server.properties``: combined broker+controller, small and single-node."""
+def render_server_properties(config: BrokerConfig, store_password: str | None = None) -> str:
+    """The broker's ``server.properties``: combined broker+controller, small and single-node.
+
+    ``store_password`` opens the PKCS12 stores in ``tls/`` (needed when a TLS listener is on).
+    """
+    if config.tls and store_password is None:
+        raise ConfigurationError("the TLS listeners need the password of the broker's stores")
     listeners = [f"PLAINTEXT://{config.host}:{config.port}"]
     protocol_map = ["CONTROLLER:PLAINTEXT", "PLAINTEXT:PLAINTEXT"]
-    if config.sasl_port is not None:
-        listeners.append(f"SASL_PLAINTEXT://{config.host}:{config.sasl_port}")
-        protocol_map.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+    optional = (
+        ("SASL_PLAINTEXT", "SASL_PLAINTEXT", config.sasl_port),
+        ("SSL", "SSL", config.ssl_port),
+        ("MTLS", "SSL", config.mtls_port),
+        ("SASL_SSL", "SASL_SSL", config.sasl_ssl_port),
+    )
+    for name, protocol, port in optional:
+        if port is not None:
+            listeners.append(f"{name}://{config.host}:{port}")
+            protocol_map.append(f"{name}:{protocol}")
     advertised = list(listeners)
     listeners.append(f"CONTROLLER://{config.host}:{config.controller_port}")
 
@@ -247,13 +314,32 @@ def render_server_properties(config: BrokerConfig) -> str:
         ("group.coordinator.threads", 1),
         ("share.coordinator.threads", 1),
     ]
-    if config.sasl_port is not None:
+    if config.sasl:
         jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         props.append(("sasl.enabled.mechanisms", ",".join(SCRAM_MECHANISMS)))
+        for listener, port in (
+            ("sasl_plaintext", config.sasl_port),
+            ("sasl_ssl", config.sasl_ssl_port),
+        ):
+            if port is not None:
+                props.extend(
+                    (f"listener.name.{listener}.{mechanism.lower()}.sasl.jaas.config", jaas)
+                    for mechanism in SCRAM_MECHANISMS
+                )
+    if config.tls:
+        tls = config.tls_dir
         props.extend(
-            (f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config", jaas)
-            for mechanism in SCRAM_MECHANISMS
+            [
+                ("ssl.keystore.type", "PKCS12"),
+                ("ssl.keystore.location", str(tls / "broker.p12")),
+                ("ssl.keystore.password", str(store_password)),
+                ("ssl.truststore.type", "PKCS12"),
+                ("ssl.truststore.location", str(tls / "truststore.p12")),
+                ("ssl.truststore.password", str(store_password)),
+            ]
         )
+        if config.mtls_port is not None:
+            props.append(("listener.name.mtls.ssl.client.auth", "required"))
 
     lines = ["# Generated by zoom-connector at every start: edits here are overwritten."]
     lines.extend(f"{key}={value}" for key, value in props)
