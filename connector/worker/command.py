@@ -17,9 +17,10 @@ from connector.avro.codec import EventCodec, load_schemas
 from connector.avro.framing import ConfluentFraming
 from connector.avro.history import load_history
 from connector.errors import ConfigurationError
-from connector.kafka.admin import partition_counts
+from connector.kafka.admin import TopicSpec, create_topics, partition_counts
 from connector.settings import Settings
 from connector.topics import TopicNames
+from connector.worker.aggregates.rekeying import events_topic_name
 from connector.worker.app import create_app
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,20 @@ def raw_partition_count(settings: Settings, event_types: list[str]) -> int:
     return count
 
 
+def create_internal_topics(settings: Settings, partitions: int) -> None:
+    """Create the worker's internal score-event topic, as Faust would, and wait until the broker
+    lists it. Faust creates it itself and subscribes at once: a consumer whose metadata came
+    before the broker listed the new topic is assigned none of its partitions, and only notices
+    at its next metadata refresh (5 minutes), writing no ``agent_scores`` meanwhile."""
+    name = events_topic_name(settings.worker_id)
+    create_topics(settings, [TopicSpec(name, partitions, settings.topic_replication_factor, {})])
+
+
 def run_worker(settings: Settings) -> int:
     """Run the worker until stopped; returns the process exit code."""
     codec = build_codec(settings)
     partitions = raw_partition_count(settings, codec.event_types)
+    create_internal_topics(settings, partitions)
     app = create_app(settings, codec=codec, raw_partitions=partitions)
     log.info(
         "worker starting id=%s raw_partitions=%d web_port=%d framing=%s",

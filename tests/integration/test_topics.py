@@ -88,3 +88,20 @@ def test_topics_never_take_less_than_kafkas_default_batch_size(
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     raw = _configs(admin, TopicNames(settings.topic_prefix).raw)
     assert raw["max.message.bytes"] == "1048588"
+
+
+def test_the_worker_creates_its_internal_topic_before_faust_subscribes(
+    kafka_bootstrap: str, unique_name: Callable[[str], str]
+) -> None:
+    from connector.kafka.admin import partition_counts
+    from connector.worker.aggregates.rekeying import events_topic_name
+    from connector.worker.command import create_internal_topics
+
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, worker_id=unique_name("internal"))
+    name = events_topic_name(settings.worker_id)
+    assert partition_counts(settings, [name]).get(name) is None
+    create_internal_topics(settings, 4)
+    # listed as soon as it returns: a consumer subscribing now is assigned its partitions
+    assert partition_counts(settings, [name]) == {name: 4}
+    create_internal_topics(settings, 4)  # a restart finds it there
+    assert partition_counts(settings, [name]) == {name: 4}
