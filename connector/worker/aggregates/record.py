@@ -88,9 +88,14 @@ def register_schema(
     client: SchemaRegistryClient | None = None,
 ) -> int:
     """Register the schema under ``<prefix>.agent_scores-value``; its id."""
+    own_client = client is None
     client = client or registry_client(settings)
     subject = value_subject(TopicNames(settings.topic_prefix).agent_scores)
-    return register_subject(settings, client, subject, schema)
+    try:
+        return register_subject(settings, client, subject, schema)
+    finally:
+        if own_client:
+            client.close()  # type: ignore[attr-defined]  # missing from types-confluent-kafka
 
 
 def codec_for(settings: Settings) -> AgentScoresCodec:
