@@ -339,6 +339,11 @@ def _rows(ctx: Context, found: dict[str, Any]) -> None:
             "worker ÷ peer: worker CPU per 10,000 events against the peer's", "CPU s",
             worker.get("cpu_per_10k"), peer.get("cpu_per_10k"), peer_is, LOWER,
         ))  # fmt: skip
+        rows.append(Row(
+            "cost.worker_rss_vs_peer", "Cost", "worker ÷ peer: peak memory (RSS)", "MiB",
+            worker.get("memory_mib", {}).get("peak_rss"),
+            peer.get("memory_mib", {}).get("peak_rss"), peer_is, LOWER,
+        ))  # fmt: skip
     if worker.get("aggregates_caught_up_s") is not None:
         ctx.report.notes.append(
             f"Pipeline: the aggregates had committed all their input "
