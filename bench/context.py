@@ -44,6 +44,8 @@ class Plan:
     aggregates_off_run: bool
     codec_loop_run: bool
     faust_floor_run: bool
+    peer_run: bool
+    """The Quix Streams peer (:mod:`bench.quix_peer`) on the pipeline's records."""
     e2e_rate: int
     e2e_seconds: float
     e2e_extra_rates: list[int]
@@ -69,6 +71,7 @@ class Plan:
             aggregates_off_run=True,
             codec_loop_run=True,
             faust_floor_run=True,
+            peer_run=True,
             e2e_rate=500,
             e2e_seconds=20,
             e2e_extra_rates=[2000],
@@ -95,6 +98,7 @@ class Plan:
             aggregates_off_run=False,
             codec_loop_run=False,
             faust_floor_run=False,
+            peer_run=False,
             e2e_rate=500,
             e2e_seconds=5,
             e2e_extra_rates=[],
@@ -224,6 +228,21 @@ class Context:
         return Child(
             name, argv, log_path=self.workdir / f"{name}.log", cpu=SERVER_CPU, env=self.env(),
             cwd=ROOT,
+        )  # fmt: skip
+
+    def start_quix_peer(self, raw_topic: str, out_prefix: str, group: str, name: str) -> Child:
+        """The Quix Streams peer (:mod:`bench.quix_peer`) in its own virtualenv
+        (:mod:`bench.quix_env`), pinned like the worker; writes under ``out_prefix``."""
+        from bench import quix_env
+
+        argv = [
+            str(quix_env.python()), "-m", "bench.quix_peer", "--bootstrap", self.bootstrap,
+            "--raw-topic", raw_topic, "--out-prefix", out_prefix, "--group", group,
+            "--state-dir", str(self.workdir / f"{name}-state"),
+        ]  # fmt: skip
+        return Child(
+            name, argv, log_path=self.workdir / f"{name}.log", cpu=SERVER_CPU,
+            env=self.env(**quix_env.env()), cwd=ROOT,
         )  # fmt: skip
 
     # --- watching outputs -----------------------------------------------------------------

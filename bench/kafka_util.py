@@ -95,6 +95,17 @@ class Cluster:
                     future.result(timeout=_TIMEOUT + 5)
         return names
 
+    def delete_containing(self, part: str) -> list[str]:
+        """Delete every topic whose name contains ``part`` (Quix's internal topics are named
+        ``changelog__<group>--...`` and ``repartition__<group>--...``)."""
+        names = [t for t in self.admin.list_topics(timeout=10).topics if part in t]
+        if names:
+            futures = self.admin.delete_topics(names, operation_timeout=_TIMEOUT)
+            for future in futures.values():
+                with contextlib.suppress(KafkaException):
+                    future.result(timeout=_TIMEOUT + 5)
+        return names
+
     def partitions(self, topic: str) -> int:
         if topic not in self._partitions:
             metadata = self.admin.list_topics(topic, timeout=10).topics.get(topic)

@@ -6,6 +6,11 @@ with a large backlog.
 A drain is measured on the output topics (typed + dead letters, counted with one ListOffsets
 request every 0.1 s): from when 1 % of the measured records' outputs exist to when all do, so
 start-up and the warm-up records are left out. Worker and plain loop are pinned to the same CPU.
+
+The peer (full plan): a Quix Streams application doing the worker's job on the same raw records
+(:mod:`bench.quix_peer`, in its own virtualenv), pinned to the same CPU; its row reads "worker ÷
+peer", and its outputs are compared record by record with the worker's (:mod:`bench.peer_check`,
+a line under the report's checks).
 """
 
 from __future__ import annotations
@@ -110,6 +115,8 @@ def run(ctx: Context) -> None:
         found["worker"] = _worker_drain(ctx, prefix, "worker", warm, measured, aggregates=True)
         found["plain_loop"] = _loop_drain(ctx, names.raw, prefix, "plain", warm, measured)
         ctx.results["plain_loop"] = found["plain_loop"]
+        if plan.peer_run:
+            _optional(ctx, found, "quix_peer", _peer_drain, ctx, names.raw, prefix, warm, measured)
         if plan.codec_loop_run:
             _optional(ctx, found, "codec_loop", _loop_drain, ctx, names.raw, prefix, "connector",
                       warm, measured)  # fmt: skip
@@ -229,6 +236,40 @@ def _loop_drain(
     return result
 
 
+def _peer_drain(
+    ctx: Context, raw_topic: str, prefix: str, warm: list[Event], measured: list[Event]
+) -> dict[str, Any]:
+    """The Quix Streams peer (:mod:`bench.quix_peer`) on the worker's raw records, writing under
+    ``<prefix>-quix``; then its outputs compared with the worker's (:mod:`bench.peer_check`)."""
+    from bench.peer_check import compare, read_outputs
+
+    name, out_prefix = "quix-peer", f"{prefix}-quix"
+    group = f"{out_prefix}-peer"
+    progress(f"pipeline: {name} (Quix Streams, its own virtualenv; same Router, dedup, aggregate)")
+    out_names = ctx.cluster.create(out_prefix)
+    outputs = outputs_of(out_names)
+    child = ctx.start_quix_peer(raw_topic, out_prefix, group, name)
+    try:
+        base = expected_outputs(warm)  # it deduplicates: as many outputs as the worker
+        ctx.watch(outputs, base, child, timeout=_timeout(len(warm)), label=f"{name} warm-up")
+        profile = ctx.profiling(child, f"{name}-drain")
+        result = _drain(ctx, child, outputs, base, expected_outputs(measured), len(measured), name)
+        ctx.finish_profile(profile)
+        result["memory_mib"] = child.memory()
+    finally:
+        child.stop()
+        ctx.cluster.delete_containing(group)
+    from connector.topics import TopicNames
+
+    worker_outputs = read_outputs(ctx.bootstrap, outputs_of(TopicNames(prefix)), prefix)
+    peer_outputs = read_outputs(ctx.bootstrap, outputs, out_prefix)
+    same, line = compare(worker_outputs, peer_outputs)
+    result["outputs_match"] = same
+    ctx.report.checks.append(f"Pipeline: {line}.")
+    progress(f"  {line}")
+    return result
+
+
 def _rows(ctx: Context, found: dict[str, Any]) -> None:
     rows = ctx.report.rows
     worker, loop = found["worker"], found["plain_loop"]
@@ -278,6 +319,30 @@ def _rows(ctx: Context, found: dict[str, Any]) -> None:
             "Faust reading, librdkafka writing: the same agent with the writes moved off Faust "
             "(the most a worker whose Faust agents read the raw topic could reach)",
             "events/s", found["faust_read_floor"].get("rate"), loop.get("rate"), plain,
+        ))  # fmt: skip
+    if "quix_peer" in found:
+        peer = found["quix_peer"]
+        peer_is = ("Quix Streams 3.28 peer (bench.quix_peer): the same Router and codec, typed "
+                   "topics and DLQ, dedup and a per-agent aggregate in its state")  # fmt: skip
+        rows.append(Row(
+            "pipeline.peer", "Pipeline",
+            "Quix Streams peer doing the worker's job on the same records (its own virtualenv)",
+            "events/s", peer.get("rate"), loop.get("rate"), plain,
+        ))  # fmt: skip
+        rows.append(Row(
+            "pipeline.rate_vs_peer", "Pipeline",
+            "worker ÷ peer: the worker (aggregates on) against the Quix Streams peer",
+            "events/s", worker.get("rate"), peer.get("rate"), peer_is,
+        ))  # fmt: skip
+        rows.append(Row(
+            "cost.worker_cpu_vs_peer", "Cost",
+            "worker ÷ peer: worker CPU per 10,000 events against the peer's", "CPU s",
+            worker.get("cpu_per_10k"), peer.get("cpu_per_10k"), peer_is, LOWER,
+        ))  # fmt: skip
+        rows.append(Row(
+            "cost.worker_rss_vs_peer", "Cost", "worker ÷ peer: peak memory (RSS)", "MiB",
+            worker.get("memory_mib", {}).get("peak_rss"),
+            peer.get("memory_mib", {}).get("peak_rss"), peer_is, LOWER,
         ))  # fmt: skip
     if worker.get("aggregates_caught_up_s") is not None:
         ctx.report.notes.append(
