@@ -1,4 +1,4 @@
-"""Faust's ``confluent://`` transport is still unusable (docs/known-issues-confluent.md).
+"""Faust's ``confluent://`` transport is still unusable (docs/known-issues.md).
 
 Runs the reproduction (tests/repro/confluent_transport.py) on the test broker. When this fails,
 the installed faust-streaming fixed the driver: run the reproduction by hand, then the worker's

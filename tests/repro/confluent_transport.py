@@ -15,7 +15,7 @@ failure (poll librdkafka after subscribing until it assigns): it prints the reco
 took away and the error that then ends Recovery.
 
 Exit status: 0 when ``confluent://`` behaves like ``kafka://`` (every record received, headers
-and timestamps kept), 1 when it does not (the known issue, ``docs/known-issues-confluent.md``),
+and timestamps kept), 1 when it does not (the known issue in ``docs/known-issues.md``),
 2 when ``kafka://`` itself fails (the broker, not the driver).
 """
 
@@ -304,7 +304,7 @@ def main() -> int:
         print("kafka:// failed too: check the broker")
         return 2
     if verdicts["confluent"]:
-        print("BUG: confluent:// does not behave like kafka:// (docs/known-issues-confluent.md)")
+        print("BUG: confluent:// does not behave like kafka:// (docs/known-issues.md)")
         return 1
     print("confluent:// behaves like kafka:// here")
     return 0
