@@ -173,11 +173,17 @@ stage() {
     printf '%s' "$dir"
 }
 
+# maven_copy GROUP:ARTIFACT:VERSION DEST: the jar into DEST, fetched once into the cache.
 maven_copy() {
-    local artifact=$1 dest=$2
-    mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$artifact" -DoutputDirectory="$dest" \
-        -Dmdep.overWriteReleases=false >/dev/null \
-        || die "mvn could not fetch $artifact"
+    local artifact=$1 dest=$2 jars="$CACHE/jars"
+    local name
+    name=$(printf '%s' "$artifact" | cut -d: -f2,3 | tr : -).jar
+    if [ ! -f "$jars/$name" ]; then
+        mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$artifact" \
+            -DoutputDirectory="$jars" >"$CACHE/mvn.log" 2>&1 \
+            || die "mvn could not fetch $artifact; see $CACHE/mvn.log"
+    fi
+    cp "$jars/$name" "$dest/"
 }
 
 build_kafka() {
@@ -226,8 +232,9 @@ build_registry() {
     if [ ! -f "$tarball" ]; then
         log "fetching Apicurio Registry $APICURIO_VERSION (Maven)"
         mvn -q -B -Dstyle.color=never dependency:get -Dtransitive=false \
-            -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" >/dev/null \
-            || die "mvn could not fetch Apicurio Registry $APICURIO_VERSION"
+            -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+            >"$CACHE/mvn.log" 2>&1 \
+            || die "mvn could not fetch Apicurio Registry $APICURIO_VERSION; see $CACHE/mvn.log"
     fi
     app="$CACHE/apicurio-registry-$APICURIO_VERSION"
     if [ ! -f "$app/quarkus-run.jar" ]; then
