@@ -4,11 +4,14 @@ against the test broker.
 Signed webhook -> 200 -> typed record; the image's ``HEALTHCHECK`` becomes healthy for both
 roles; the processes run as the image's non-root user; ``docker stop`` ends each role with exit
 code 0 and loses no event (a worker started afterwards finds nothing left to do twice or
-forgotten: every event is on its typed topic and the raw topic is committed to its end).
+forgotten: every event is on its typed topic and the raw topic is committed to its end); and
+the CA bundle the build was given as a secret left nothing in the image.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +20,7 @@ import httpx
 import pytest
 
 from connector.avro.codec import EventCodec
-from tests.containers.conftest import Container
+from tests.containers.conftest import CONNECTOR_IMAGE, Container, docker
 from tests.processes import (
     Deployment,
     consume,
@@ -31,6 +34,7 @@ from tests.processes import (
 SECRET = "container-test-secret"
 EVALUATION = "quality_management.evaluation_completed"
 NON_ROOT_UID = 10001
+DEBIAN_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def container_env(deployment: Deployment, **extra: str) -> dict[str, str]:
@@ -116,8 +120,6 @@ def test_webhook_to_typed_record_healthy_and_non_root(
 
 
 def docker_exec_id(container: Container) -> str:
-    from tests.containers.conftest import docker
-
     return docker("exec", container.name, "id", "-u").strip()
 
 
@@ -163,3 +165,33 @@ def test_docker_stop_is_graceful_and_loses_nothing(
         explain=again.logs,
     )
     assert again.stop() == 0, again.logs()
+
+
+def _certificates(bundle: str) -> set[str]:
+    """The PEM blocks of a CA bundle, whitespace-normalised."""
+    blocks = bundle.split("-----BEGIN CERTIFICATE-----")[1:]
+    return {"".join(block.split("-----END CERTIFICATE-----")[0].split()) for block in blocks}
+
+
+def test_the_build_ca_bundle_is_not_in_the_image(run_container: Callable[..., Container]) -> None:
+    """The host's CA bundle reaches the build as a secret only: no certificate of it that
+    Debian's own bundle in the image lacks (a proxy's CA) is anywhere in the image's files."""
+    host_bundle = Path(os.environ.get("HOST_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+    shipped = docker("run", "--rm", "--entrypoint", "cat", CONNECTOR_IMAGE, str(DEBIAN_BUNDLE))
+    foreign = _certificates(host_bundle.read_text()) - _certificates(shipped)
+    print(f"{len(foreign)} certificate(s) of the host's bundle are not Debian's")
+    needles = [body[64:128].encode() for body in foreign]  # a stretch of each body's base64
+    name = docker("create", CONNECTOR_IMAGE).strip()
+    try:
+        found: set[bytes] = set()
+        with subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE) as export:
+            assert export.stdout is not None
+            tail = b""
+            while chunk := export.stdout.read(1 << 20):
+                window = tail + chunk
+                found.update(needle for needle in needles if needle in window)
+                tail = window[-256:]
+        assert export.returncode == 0
+    finally:
+        docker("rm", "--force", name, check=False)
+    assert not found, "a certificate of the build's CA bundle was stored in the image"
