@@ -38,6 +38,9 @@ TYPED_TOPIC = "zoom.quality_management.evaluation_completed"
 RAW_TOPIC = "zoom.webhooks.raw"
 RAW_PARTITIONS = 6  # TOPIC_PARTITIONS in docker-compose.yml
 UP_SECONDS = 300
+# pytest's per-test limit (300 s) counts the module's `compose up` towards the first test: on a
+# loaded machine the stack alone can take most of it.
+pytestmark = pytest.mark.timeout(UP_SECONDS + 300)
 
 # Runs in a container of the stack (the image's Python and confluent-kafka, the stack's network):
 # the first record of the typed topic, its value printed as hex.
