@@ -134,7 +134,7 @@ def test_docker_stop_is_graceful_and_loses_nothing(
     total = 30
     for number in range(total // 2):
         send(url, number, "stop")
-    # The worker is stopped while it works: some records written, the rest still to come.
+    # The worker is stopped as soon as its first record is out (others may be in hand).
     wait_until(
         lambda: len(evaluation_ids(deployment, 1, worker)) >= 1,
         timeout=60,
