@@ -252,13 +252,18 @@ build_registry() {
 build_connector() {
     # BuildKit's own cache makes an unchanged project a matter of seconds.
     log "$CONNECTOR_IMAGE: building the project's Dockerfile"
-    local start=$SECONDS secret=()
+    local start=$SECONDS secret=() previous
+    previous=$("$DOCKER" image inspect --format '{{.Id}}' "$CONNECTOR_IMAGE" 2>/dev/null || true)
     if [ -s "$HOST_CA_BUNDLE" ]; then
         secret=(--secret "id=ca-certificates,src=$HOST_CA_BUNDLE")
     fi
     DOCKER_BUILDKIT=1 "$DOCKER" build --quiet "${secret[@]}" \
         --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$CONNECTOR_IMAGE" "$ROOT" >/dev/null
     log "$CONNECTOR_IMAGE: $((SECONDS - start)) s, $("$DOCKER" image inspect --format '{{.Size}}' "$CONNECTOR_IMAGE") bytes"
+    # The image it replaced, unless something still uses it.
+    if [ -n "$previous" ] && [ "$previous" != "$(image_id "$CONNECTOR_IMAGE")" ]; then
+        "$DOCKER" image rm "$previous" >/dev/null 2>&1 || true
+    fi
 }
 
 main() {
