@@ -133,9 +133,18 @@ build_image() {
         return
     fi
     log "$tag: building"
-    local start=$SECONDS
+    local start=$SECONDS previous
+    previous=$("$DOCKER" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
     DOCKER_BUILDKIT=1 "$DOCKER" build --quiet --label "$LABEL=$hash" -t "$tag" "$@" "$context" >/dev/null
     log "$tag: built in $((SECONDS - start)) s"
+    remove_replaced "$tag" "$previous"
+}
+
+# remove_replaced TAG PREVIOUS_ID: the image a rebuild replaced, unless something still uses it.
+remove_replaced() {
+    if [ -n "$2" ] && [ "$2" != "$(image_id "$1")" ]; then
+        "$DOCKER" image rm "$2" >/dev/null 2>&1 || true
+    fi
 }
 
 build_base() {
@@ -260,10 +269,7 @@ build_connector() {
     DOCKER_BUILDKIT=1 "$DOCKER" build --quiet "${secret[@]}" \
         --build-arg "PYTHON_IMAGE=$PYTHON_IMAGE" -t "$CONNECTOR_IMAGE" "$ROOT" >/dev/null
     log "$CONNECTOR_IMAGE: $((SECONDS - start)) s, $("$DOCKER" image inspect --format '{{.Size}}' "$CONNECTOR_IMAGE") bytes"
-    # The image it replaced, unless something still uses it.
-    if [ -n "$previous" ] && [ "$previous" != "$(image_id "$CONNECTOR_IMAGE")" ]; then
-        "$DOCKER" image rm "$previous" >/dev/null 2>&1 || true
-    fi
+    remove_replaced "$CONNECTOR_IMAGE" "$previous"
 }
 
 main() {
