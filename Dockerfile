@@ -3,10 +3,13 @@
 #   docker build -t zoom-connector .
 #   docker run zoom-connector source        # or: worker, run, topics create, validate -, ...
 #
-# Not built on the development machines (they have no Docker engine);
-# tests/unit/test_compose_image.py checks this file statically. Every dependency has a manylinux
-# wheel for CPython 3.11 on x86-64, so the build needs no compiler.
+# Built and run in CI on a local stand-in for python:3.11-slim-bookworm (tests/images/build.sh,
+# tests/containers/). Every dependency has a manylinux wheel for CPython 3.11 on x86-64, so the
+# build needs no compiler. Needs BuildKit (the default builder of Docker 23+).
 # Build with --build-arg EXTRAS=rocksdb for WORKER_STORE=rocksdb:// (tables on disk).
+# Behind a TLS-intercepting proxy, give the build your CA bundle as a secret (it is used by pip
+# only, and never stored in a layer):
+#   docker build --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt .
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -20,7 +23,9 @@ COPY pyproject.toml README.md ./
 COPY connector ./connector
 COPY specs ./specs
 COPY schemas ./schemas
-RUN pip wheel --prefer-binary --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
+RUN --mount=type=secret,id=ca-certificates,target=/run/secrets/ca-certificates.crt \
+    if [ -s /run/secrets/ca-certificates.crt ]; then export PIP_CERT=/run/secrets/ca-certificates.crt; fi \
+    && pip wheel --prefer-binary --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-reliability bench lint check clean
+.PHONY: install run test test-reliability images test-containers bench lint check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -30,6 +30,15 @@ test: $(STAMP)
 ## fuzzing, security, and a 10-minute soak (SOAK_SECONDS=60 shortens it); see tests/reliability
 test-reliability: $(STAMP)
 	$(BIN)/python -m pytest tests/reliability
+
+## the images of the container tests, built locally (Docker engine, compose, Kafka, registry,
+## the project's image; as root; cached): see tests/images/build.sh
+images: $(STAMP)
+	bash tests/images/build.sh
+
+## the container tests: the project's image and docker compose (needs `make images` first)
+test-containers: $(STAMP)
+	$(BIN)/python -m pytest tests/containers
 
 ## the benchmark (bench/, ~25 min; BENCH_ARGS=--quick for ~3 min): figures beside their ceilings,
 ## results in bench/results/. Needs wrk on the PATH (Debian/Ubuntu: apt-get install wrk).

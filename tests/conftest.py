@@ -3,9 +3,15 @@
 ``kafka_bootstrap`` (session-scoped) finds one broker for the whole run, in this order:
 
 1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (it must answer);
-2. a testcontainers Kafka container, when a Docker daemon answers a ping;
+2. a testcontainers Kafka container, when a Docker daemon answers a ping (``KAFKA_TEST_IMAGE``:
+   the image, ``confluentinc/cp-kafka:7.6.0`` unless set; where no registry can be reached,
+   the local stand-in built by ``tests/images/build.sh``);
 3. a private instance of the connector's local broker (``LocalBroker`` on free ports with a
    temporary data directory, stopped at the end of the session; Java 17+ needed).
+
+``KAFKA_TEST_BROKER=testcontainers`` takes the broker from testcontainers or from nowhere (no
+fall-back: CI runs the integration suite this way once); ``KAFKA_TEST_BROKER=local`` skips
+testcontainers.
 
 When none can be had the tests that need it are skipped, except under ``CI=true``, where they
 fail, and where any skipped ``kafka`` test makes the whole session fail too: CI must never go
@@ -39,9 +45,12 @@ logger = logging.getLogger(__name__)
 
 KAFKA_MARK = "kafka"
 REGISTRY_MARK = "registry"
-GUARDED_MARKS = (KAFKA_MARK, REGISTRY_MARK)
+CONTAINERS_MARK = "containers"
+GUARDED_MARKS = (KAFKA_MARK, REGISTRY_MARK, CONTAINERS_MARK)
 KAFKA_CONTAINER_IMAGE = os.environ.get("KAFKA_TEST_IMAGE", "confluentinc/cp-kafka:7.6.0")
 _DOCKER_PING_TIMEOUT_SECONDS = 1.0
+_CONTAINER_START_SECONDS = 180
+_BROKER_CHOICES = ("", "testcontainers", "local")
 
 
 # --- finding a broker ----------------------------------------------------------------------
@@ -96,17 +105,22 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield from_env
         return
 
+    choice = os.environ.get("KAFKA_TEST_BROKER", "").strip()
+    if choice not in _BROKER_CHOICES:
+        raise pytest.UsageError(f"KAFKA_TEST_BROKER={choice!r}: use testcontainers or local")
     reasons: list[str] = []
-    if docker_daemon_answers():
+    if choice == "local":
+        reasons.append("testcontainers: not tried (KAFKA_TEST_BROKER=local)")
+    elif docker_daemon_answers():
         container: Any = None
         try:
             from testcontainers.community.kafka import KafkaContainer
 
             container = KafkaContainer(KAFKA_CONTAINER_IMAGE).with_kraft()
-            container.start()
+            container.start(timeout=_CONTAINER_START_SECONDS)
         except Exception as exc:  # any failure: fall through to the local broker
             logger.warning("testcontainers could not start Kafka, trying the local broker: %s", exc)
-            reasons.append(f"testcontainers: {exc}")
+            reasons.append(f"testcontainers ({KAFKA_CONTAINER_IMAGE}): {exc}")
             if container is not None:
                 container.stop()
         else:
@@ -117,6 +131,9 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return
     else:
         reasons.append("testcontainers: no Docker daemon answers")
+    if choice == "testcontainers":
+        kafka_helpers.kafka_unavailable("no Kafka broker: " + "; ".join(reasons))
+        return
 
     from connector.kafka.local_broker import BrokerConfig, LocalBroker
 

@@ -48,6 +48,7 @@ from connector.wire import raw_record_key
 from connector.worker.aggregates.queries import FORWARDED_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.patches.gaps import Gap, Refetcher
+from tests.processes import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -676,19 +677,29 @@ def test_any_worker_answers_for_any_agent(
         wait_for_http(worker, expected, START_SECONDS + CONVERGE_SECONDS) for worker in workers
     ]
     assert answers[0] == answers[1]
-    owned = []
-    for worker in workers:  # a forwarded request is answered from the worker's own partitions
-        response = worker.get("/agents", window="lifetime", metric="evaluations.count")
-        assert response is not None and response.status_code == 200
-        local = httpx.get(
-            f"{worker.url}/agents",
-            params={"window": "lifetime", "metric": "evaluations.count"},
-            headers={FORWARDED_HEADER: "1"},
-        ).json()
-        owned.append(set(local["partitions"]))
-        board = response.json()
-        assert board["agents_ranked"] == sum(1 for e in expected.values() if e["evaluations"])
-    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    ranked = sum(1 for e in expected.values() if e["evaluations"])
+    params = {"window": "lifetime", "metric": "evaluations.count"}
+
+    def settled() -> list[set[int]] | None:
+        """Each worker's own partitions once both own some (the second worker may join the
+        group, and a rebalance run, after the answers above already agreed), and both
+        leaderboards whole."""
+        owned = []
+        for worker in workers:  # a forwarded request is answered from the worker's own partitions
+            response = worker.get("/agents", **params)
+            if response is None or response.status_code != 200:
+                return None  # 503 while the group rebalances
+            assert response.json()["agents_ranked"] == ranked
+            local = httpx.get(
+                f"{worker.url}/agents", params=params, headers={FORWARDED_HEADER: "1"}, timeout=10
+            )
+            if local.status_code != 200:
+                return None
+            owned.append(set(local.json()["partitions"]))
+        return owned if owned[0] and owned[1] else None
+
+    owned = wait_until(settled, CONVERGE_SECONDS, "both workers to own partitions")
+    assert not owned[0] & owned[1]
     assert owned[0] | owned[1] == set(range(PARTITIONS))
 
 

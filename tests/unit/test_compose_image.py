@@ -1,8 +1,9 @@
 """docker-compose.yml and the Dockerfile, checked against the code (no Docker engine needed).
 
-Neither file can be run on the development machines (no Docker engine); these tests keep them in
-step with what the connector reads and serves. ``zoom-connector healthcheck``, the image's health
-check, is tested here too, against local HTTP servers.
+Both are also built and run by tests/containers (a Docker engine and local images); these tests
+keep them in step with what the connector reads and serves, anywhere and in a second.
+``zoom-connector healthcheck``, the image's health check, is tested here too, against local HTTP
+servers.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ SETTINGS_FIELDS = {name.upper() for name in Settings.model_fields}
 # Variables of the third-party images, as their documentation names them.
 IMAGE_VARIABLE = {
     "kafka": re.compile(r"^(KAFKA_[A-Z0-9_]+|CLUSTER_ID)$"),
-    "schema-registry": re.compile(r"^SCHEMA_REGISTRY_[A-Z0-9_]+$"),
+    "schema-registry": re.compile(r"^(APICURIO|QUARKUS)_[A-Z0-9_]+$"),
 }
 SECRET = "compose-test-secret"
 
@@ -161,10 +162,8 @@ def test_the_connector_reaches_kafka_and_the_registry(services: dict[str, Any]) 
         listener = next(n for n, address in advertised.items() if address == bootstrap)
         assert protocols[listener] == env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
         assert bootstrap.split(":")[0] == "kafka"
-        registry = env["SCHEMA_REGISTRY_URL"]
-        listeners = _environment(services["schema-registry"])["SCHEMA_REGISTRY_LISTENERS"]
-        assert registry.startswith("http://schema-registry:")
-        assert registry.rsplit(":", 1)[1] == listeners.rsplit(":", 1)[1]
+        # Apicurio serves HTTP on 8080, Confluent's API under /apis/ccompat/v7
+        assert env["SCHEMA_REGISTRY_URL"] == "http://schema-registry:8080/apis/ccompat/v7"
     # the host's clients get a listener of their own, published on the same port
     host_listener = advertised["HOST"]
     assert host_listener.startswith("localhost:")
@@ -173,9 +172,9 @@ def test_the_connector_reaches_kafka_and_the_registry(services: dict[str, Any]) 
     ]
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     registry_store = _environment(services["schema-registry"])
-    assert (
-        registry_store["SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS"] == "PLAINTEXT://kafka:9092"
-    )
+    assert registry_store["APICURIO_STORAGE_KIND"] == "kafkasql"
+    assert registry_store["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert registry_store["APICURIO_RULES_GLOBAL_COMPATIBILITY"] == "BACKWARD"
 
 
 def test_start_order(services: dict[str, Any]) -> None:
