@@ -177,9 +177,18 @@ class DeliveryCore:
         self.next_offsets: dict[tuple[str, int], int] = {}
         """(topic, partition) -> the offset after the last record acknowledged (the lag)."""
 
-    async def run(self, stream: Any, batches: Batches, size: int, within: float) -> None:
-        """The agent's body: every batch of ``stream`` through :meth:`process`, until stopped."""
-        async for events in take_available(stream, size, within):
+    async def run(
+        self, stream: Any, batches: Batches, size: int, within: float, *, fill: bool = False
+    ) -> None:
+        """The agent's body: every batch of ``stream`` through :meth:`process`, until stopped.
+
+        Batches are handed over as soon as the agent is free (:func:`~.patches.take_available`),
+        or, with ``fill``, once ``size`` records are there or ``within`` seconds have passed
+        (Faust's ``noack_take``): fewer, larger batches, for handlers whose writes are per batch
+        rather than per record (the aggregates write each agent's whole state once per batch).
+        """
+        taking = stream.noack_take(size, within=within) if fill else None
+        async for events in taking or take_available(stream, size, within):
             try:
                 with batches.working(self.name, len(events)):
                     await self.process(events, stream.ack)

@@ -159,10 +159,10 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
 
     @app.agent(typed, name=REKEY_AGENT)
     async def rekey(stream: Any) -> None:
-        await rekeying.run(stream, context.batches, size, within)
+        await rekeying.run(stream, context.batches, size, within, fill=True)
 
     @app.agent(by_agent, name=AGGREGATE_AGENT)
     async def aggregate(stream: Any) -> None:
-        await aggregating.run(stream, context.batches, size, within)
+        await aggregating.run(stream, context.batches, size, within, fill=True)
 
     install_scores_views(app, queries)
