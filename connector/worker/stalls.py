@@ -1,9 +1,8 @@
 """Noticing partitions the worker owns but has stopped reading, and getting them read again.
 
 faust-streaming can leave a partition it owns unread for good while the worker otherwise runs
-normally (faust-streaming issues 629 and 471; we saw it in about one of sixty kill-and-restart
-runs, and once in a fresh worker): nothing is lost, nothing is committed either, and the
-partition's lag grows until someone restarts the worker. Faust's own check
+normally (faust-streaming issues 629 and 471): nothing is lost, nothing is committed either, and
+the partition's lag grows until someone restarts the worker. Faust's own check
 (``stream_processing_timeout``) only logs, after five minutes.
 
 :class:`StallWatch` looks at every partition of the worker's input topics (not table changelogs)
