@@ -24,6 +24,9 @@ from typing import Any, Final
 
 # --- record headers -------------------------------------------------------------------------
 
+Headers = list[tuple[str, bytes]]
+"""A record's headers, name and bytes, in order (as the Kafka clients give and take them)."""
+
 SIGNATURE_HEADER: Final = "x-zm-signature"
 """Zoom's request header (and raw record header): the webhook's HMAC signature."""
 TIMESTAMP_HEADER: Final = "x-zm-request-timestamp"

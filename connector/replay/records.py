@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
-from connector.wire import EVENT_ID_HEADER, REPLAYED_FROM_HEADER
+from connector.wire import EVENT_ID_HEADER, REPLAYED_FROM_HEADER, Headers
 from connector.worker.dead_letters import (
     DEAD_LETTER_HEADERS,
     EVENT_TYPE_HEADER,
@@ -29,8 +29,6 @@ from connector.worker.dead_letters import (
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
-
-Headers = list[tuple[str, bytes]]
 
 
 def _text(value: bytes | None) -> str | None:

@@ -34,9 +34,7 @@ from enum import StrEnum
 from typing import Final
 
 from connector.avro.errors import Reason
-from connector.wire import EVENT_ID_HEADER
-
-Headers = list[tuple[str, bytes]]
+from connector.wire import EVENT_ID_HEADER, Headers
 
 REASON_HEADER: Final = "zoom-dlq-reason"
 PATH_HEADER: Final = "zoom-dlq-path"

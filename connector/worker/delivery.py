@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from connector.wire import Headers
 from connector.worker.patches import (
     Fetcher,
     OffsetGaps,
@@ -44,8 +45,6 @@ from connector.worker.patches import (
 from connector.worker.stalls import Batches
 
 log = logging.getLogger(__name__)
-
-Headers = list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)

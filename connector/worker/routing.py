@@ -51,9 +51,14 @@ from typing import Any, Final
 from connector.avro.codec import EventCodec, parse_event
 from connector.avro.errors import CodecError, EventValidationError
 from connector.topics import TopicNames
-from connector.wire import EVENT_ID_HEADER, RECEIVED_AT_HEADER, TRACKING_ID_HEADER, raw_record_key
-from connector.worker.dead_letters import (
+from connector.wire import (
+    EVENT_ID_HEADER,
+    RECEIVED_AT_HEADER,
+    TRACKING_ID_HEADER,
     Headers,
+    raw_record_key,
+)
+from connector.worker.dead_letters import (
     Origin,
     PipelineReason,
     Refusal,

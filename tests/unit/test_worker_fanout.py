@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from connector.avro.codec import EventCodec
 from connector.spec import load_catalog
 from connector.topics import TopicNames
-from connector.worker.dead_letters import Headers
+from connector.wire import Headers
 from connector.worker.dedup import DedupIndex
 from connector.worker.delivery import (
     CoreHooks,
