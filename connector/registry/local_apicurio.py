@@ -24,7 +24,6 @@ tests, so a missing piece fails there, with its own timing).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import re
@@ -35,8 +34,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -45,6 +43,7 @@ from connector.errors import ConnectorError
 from connector.kafka.local_broker.config import free_ports
 from connector.kafka.local_broker.distribution import cache_dir
 from connector.kafka.local_broker.java import JavaRuntime, find_java_at_least
+from connector.maven import locked, run_maven
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def resolve_registry_app(
     version_dir = cache_dir(env) / f"apicurio-registry-{version}"
     app = version_dir / "app"
     version_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(version_dir / ".lock"):
+    with locked(version_dir / ".lock"):
         if (app / _RUNNER).is_file():
             return app
         mvn = shutil.which("mvn", path=env.get("PATH"))
@@ -114,29 +113,18 @@ def resolve_registry_app(
 def _fetch_with_maven(mvn: Path, version: str, version_dir: Path, env: Mapping[str, str]) -> None:
     logger.info("fetching %s with Maven (first start only)", maven_artifact(version))
     with tempfile.TemporaryDirectory(dir=version_dir, prefix="fetch-") as staging:
-        command = [
-            str(mvn),
-            "-q",
-            "-B",
-            f"{_DEPENDENCY_PLUGIN}:copy",
-            f"-Dartifact={maven_artifact(version)}",
-            f"-DoutputDirectory={staging}",
-        ]
-        try:
-            completed = subprocess.run(
-                command,
-                cwd=staging,
-                env=dict(env),
-                capture_output=True,
-                text=True,
-                timeout=MAVEN_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise RegistryStartError(f"could not run {mvn}: {exc}") from exc
-        if completed.returncode != 0:
-            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-            raise RegistryStartError(f"`mvn` exited with {completed.returncode}:\n{tail}")
+        run_maven(
+            mvn,
+            [
+                f"{_DEPENDENCY_PLUGIN}:copy",
+                f"-Dartifact={maven_artifact(version)}",
+                f"-DoutputDirectory={staging}",
+            ],
+            cwd=Path(staging),
+            env=env,
+            timeout=MAVEN_TIMEOUT_SECONDS,
+            error=RegistryStartError,
+        )
         tarballs = list(Path(staging).glob("*.tar.gz"))
         if len(tarballs) != 1:
             raise RegistryStartError(f"Maven left no single tarball in {staging}: {tarballs}")
@@ -146,16 +134,6 @@ def _fetch_with_maven(mvn: Path, version: str, version_dir: Path, env: Mapping[s
         if not (unpacked / _RUNNER).is_file():
             raise RegistryStartError(f"{tarballs[0].name} holds no {_RUNNER}")
         unpacked.rename(version_dir / "app")  # a rename: never a half-unpacked cache
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class LocalApicurio:

@@ -17,23 +17,21 @@ one (the newest release that aiokafka, and so Faust, and confluent-kafka both wo
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from connector.kafka.local_broker.errors import KafkaDistributionError
+from connector.maven import locked, run_maven
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +101,7 @@ def resolve_distribution(
     version_dir = cache_dir(env) / f"kafka-{version}"
     version_dir.mkdir(parents=True, exist_ok=True)
     libs = version_dir / "libs"
-    with _locked(version_dir / ".lock"):
+    with locked(version_dir / ".lock"):
         if libs_version(libs) == version:
             return KafkaDistribution(libs, version, f"cache {libs}")
         failures: list[str] = []
@@ -151,17 +149,6 @@ def _from_kafka_home(home: Path, wanted: str) -> KafkaDistribution:
     return KafkaDistribution(libs, found, f"KAFKA_HOME={home}", log_config)
 
 
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path``: two starts never fetch into one folder."""
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _install(staging_libs: Path, version: str, version_dir: Path) -> None:
     """Move a complete ``libs`` folder into place (a rename: never a half-filled cache)."""
     if libs_version(staging_libs) != version:
@@ -179,33 +166,21 @@ def _fetch_with_maven(mvn: Path, version: str, version_dir: Path, env: Mapping[s
     logger.info("fetching the Apache Kafka %s jars from Maven Central (first start only)", version)
     with tempfile.TemporaryDirectory(dir=version_dir, prefix="libs-") as staging:
         staging_libs = Path(staging) / "libs"
-        command = [
-            str(mvn),
-            "-q",
-            "-B",
-            "-f",
-            str(pom),
-            "dependency:copy-dependencies",
-            f"-Dkafka.version={version}",
-            "-DincludeScope=runtime",
-            f"-DoutputDirectory={staging_libs}",
-        ]
-        try:
-            completed = subprocess.run(
-                command,
-                cwd=version_dir,
-                env=dict(env),
-                capture_output=True,
-                text=True,
-                timeout=MAVEN_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise KafkaDistributionError(f"could not run {mvn}: {exc}") from exc
-        if completed.returncode != 0:
-            output = (completed.stdout + completed.stderr).strip().splitlines()
-            tail = "\n".join(output[-15:])
-            raise KafkaDistributionError(f"`mvn` exited with {completed.returncode}:\n{tail}")
+        run_maven(
+            mvn,
+            [
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-Dkafka.version={version}",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging_libs}",
+            ],
+            cwd=version_dir,
+            env=env,
+            timeout=MAVEN_TIMEOUT_SECONDS,
+            error=KafkaDistributionError,
+        )
         _install(staging_libs, version, version_dir)
 
 
