@@ -12,12 +12,19 @@ from __future__ import annotations
 import logging
 
 import faust
+from confluent_kafka.admin import AdminClient
 
 from connector.avro.codec import EventCodec, load_schemas
 from connector.avro.framing import ConfluentFraming
 from connector.avro.history import load_history
 from connector.errors import ConfigurationError
-from connector.kafka.admin import TopicSpec, create_topics, partition_counts
+from connector.kafka.admin import (
+    TopicSpec,
+    admin_client,
+    create_topics,
+    partition_counts,
+    verify_connection,
+)
 from connector.settings import Settings
 from connector.topics import TopicNames
 from connector.worker.aggregates.rekeying import events_topic_name
@@ -38,11 +45,13 @@ def build_codec(settings: Settings) -> EventCodec:
     return EventCodec(schemas, framing=ConfluentFraming(ids))
 
 
-def raw_partition_count(settings: Settings, event_types: list[str]) -> int:
+def raw_partition_count(
+    settings: Settings, event_types: list[str], *, admin: AdminClient | None = None
+) -> int:
     """The raw topic's partition count, once every topic the worker uses is known to exist."""
     names = TopicNames(settings.topic_prefix)
     needed = [names.raw, names.dlq, *map(names.typed, event_types), names.agent_scores]
-    counts = partition_counts(settings, needed)
+    counts = partition_counts(settings, needed, admin=admin)
     missing = [name for name in needed if counts.get(name) is None]
     if missing:
         raise ConfigurationError(
@@ -54,20 +63,25 @@ def raw_partition_count(settings: Settings, event_types: list[str]) -> int:
     return count
 
 
-def create_internal_topics(settings: Settings, partitions: int) -> None:
+def create_internal_topics(
+    settings: Settings, partitions: int, *, admin: AdminClient | None = None
+) -> None:
     """Create the worker's internal score-event topic, as Faust would, and wait until the broker
     lists it. Faust creates it itself and subscribes at once: a consumer whose metadata came
     before the broker listed the new topic is assigned none of its partitions, and only notices
     at its next metadata refresh (5 minutes), writing no ``agent_scores`` meanwhile."""
     name = events_topic_name(settings.worker_id)
-    create_topics(settings, [TopicSpec(name, partitions, settings.topic_replication_factor, {})])
+    spec = TopicSpec(name, partitions, settings.topic_replication_factor, {})
+    create_topics(settings, [spec], admin=admin)
 
 
 def run_worker(settings: Settings) -> int:
     """Run the worker until stopped; returns the process exit code."""
     codec = build_codec(settings)
-    partitions = raw_partition_count(settings, codec.event_types)
-    create_internal_topics(settings, partitions)
+    verify_connection(settings)  # once: the two steps below share one admin client
+    admin = admin_client(settings)
+    partitions = raw_partition_count(settings, codec.event_types, admin=admin)
+    create_internal_topics(settings, partitions, admin=admin)
     app = create_app(settings, codec=codec, raw_partitions=partitions)
     log.info(
         "worker starting id=%s raw_partitions=%d web_port=%d framing=%s",
