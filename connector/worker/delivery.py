@@ -186,8 +186,10 @@ class DeliveryCore:
         (Faust's ``noack_take``): fewer, larger batches, for handlers whose writes are per batch
         rather than per record (the aggregates write each agent's whole state once per batch).
         """
-        taking = stream.noack_take(size, within=within) if fill else None
-        async for events in taking or take_available(stream, size, within):
+        taken = (
+            stream.noack_take(size, within=within) if fill else take_available(stream, size, within)
+        )
+        async for events in taken:
             try:
                 with batches.working(self.name, len(events)):
                     await self.process(events, stream.ack)
