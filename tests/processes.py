@@ -44,9 +44,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.errors import ConnectorError
 from connector.kafka.admin import create_topics, topic_specs
-from connector.kafka.local_broker import BrokerConfig, LocalBroker
+from connector.kafka.local_broker import (
+    BrokerConfig,
+    JavaNotFoundError,
+    KafkaDistributionError,
+    LocalBroker,
+)
 from connector.settings import Settings
 from connector.source.signature import signed_headers
 from connector.spec import load_catalog
@@ -366,13 +370,15 @@ def zoom_headers(secret: str, body: bytes, *, at: float | None = None) -> dict[s
 
 
 @contextmanager
-def private_broker(data_dir: Path) -> Iterator[LocalBroker]:
-    """A broker of our own (free ports, ``data_dir``), which a test may stop and start again;
-    stopped at the end. Skips (fails under CI) when it cannot start."""
-    broker = LocalBroker(BrokerConfig.ephemeral(data_dir))
+def private_broker(data_dir: Path, **options: Any) -> Iterator[LocalBroker]:
+    """A broker of our own (free ports, ``data_dir``; ``options`` of ``BrokerConfig.ephemeral``:
+    SCRAM users, TLS listeners), which a test may stop and start again; stopped at the end.
+    Skips (fails under CI) when this machine cannot run one (no Java, no Kafka jars); any other
+    start failure is the test's."""
+    broker = LocalBroker(BrokerConfig.ephemeral(data_dir, **options))
     try:
         broker.start()
-    except ConnectorError as exc:
+    except (JavaNotFoundError, KafkaDistributionError) as exc:
         kafka_helpers.kafka_unavailable(f"cannot start a private broker: {exc}")
     try:
         yield broker

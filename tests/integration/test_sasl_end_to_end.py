@@ -32,9 +32,6 @@ from confluent_kafka import Consumer, KafkaError, Message
 from confluent_kafka.admin import AdminClient
 
 from connector.kafka.local_broker import (
-    BrokerConfig,
-    JavaNotFoundError,
-    KafkaDistributionError,
     LocalBroker,
     ScramUser,
 )
@@ -44,7 +41,7 @@ from connector.topics import TopicNames
 from connector.wire import EVENT_ID_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
 from connector.worker.identity import event_identity
-from tests import kafka_helpers
+from tests.processes import private_broker
 
 pytestmark = pytest.mark.kafka
 
@@ -67,16 +64,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A private broker whose SASL_PLAINTEXT listener knows alice (both SCRAM mechanisms)."""
-    config = BrokerConfig.ephemeral(tmp_path_factory.mktemp("scram-broker"), scram_users=(ALICE,))
-    broker = LocalBroker(config)
-    try:
-        broker.start()
-    except (JavaNotFoundError, KafkaDistributionError) as exc:
-        kafka_helpers.kafka_unavailable(f"the local broker cannot run here: {exc}")
-    try:
+    with private_broker(tmp_path_factory.mktemp("scram-broker"), scram_users=(ALICE,)) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def client_config(broker: LocalBroker, mechanism: str, password: str) -> dict[str, Any]:

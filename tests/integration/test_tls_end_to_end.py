@@ -30,9 +30,6 @@ import httpx
 import pytest
 
 from connector.kafka.local_broker import (
-    BrokerConfig,
-    JavaNotFoundError,
-    KafkaDistributionError,
     LocalBroker,
     ScramUser,
 )
@@ -46,13 +43,13 @@ from connector.kafka.local_broker.certs import (
 from connector.paths import avro_schemas_dir
 from connector.spec import load_catalog
 from connector.worker.aggregates.record import AgentScoresCodec
-from tests import kafka_helpers
 from tests.processes import (
     CONNECTOR_COMMAND,
     Deployment,
     SourceProcess,
     WorkerProcess,
     consume,
+    private_broker,
 )
 
 pytestmark = pytest.mark.kafka
@@ -81,15 +78,8 @@ class Material:
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     """A private broker with the SSL, mutual-TLS and SASL_SSL listeners (and PLAINTEXT)."""
     data_dir = tmp_path_factory.mktemp("tls-broker")
-    broker = LocalBroker(BrokerConfig.ephemeral(data_dir, scram_users=(ALICE,), tls=True))
-    try:
-        broker.start()
-    except (JavaNotFoundError, KafkaDistributionError) as exc:
-        kafka_helpers.kafka_unavailable(f"the local broker cannot run here: {exc}")
-    try:
+    with private_broker(data_dir, scram_users=(ALICE,), tls=True) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
