@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -87,18 +87,15 @@ class Cluster:
 
     def delete_prefix(self, prefix: str) -> list[str]:
         """Delete every topic whose name starts with ``prefix`` (Faust's internal ones too)."""
-        names = [t for t in self.admin.list_topics(timeout=10).topics if t.startswith(prefix)]
-        if names:
-            futures = self.admin.delete_topics(names, operation_timeout=_TIMEOUT)
-            for future in futures.values():
-                with contextlib.suppress(KafkaException):
-                    future.result(timeout=_TIMEOUT + 5)
-        return names
+        return self._delete_where(lambda name: name.startswith(prefix))
 
     def delete_containing(self, part: str) -> list[str]:
         """Delete every topic whose name contains ``part`` (Quix's internal topics are named
         ``changelog__<group>--...`` and ``repartition__<group>--...``)."""
-        names = [t for t in self.admin.list_topics(timeout=10).topics if part in t]
+        return self._delete_where(lambda name: part in name)
+
+    def _delete_where(self, chosen: Callable[[str], bool]) -> list[str]:
+        names = [t for t in self.admin.list_topics(timeout=10).topics if chosen(t)]
         if names:
             futures = self.admin.delete_topics(names, operation_timeout=_TIMEOUT)
             for future in futures.values():
