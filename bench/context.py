@@ -305,6 +305,23 @@ class Context:
             consumer.close()
 
 
+    def consumed(self, group: str, topics: list[str]) -> list[str]:
+        """Those of ``topics`` that consumer group ``group`` has committed offsets on (the
+        aggregates read the typed topics in older trees, the internal topic only today)."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group})
+        try:
+            found = []
+            for topic in topics:
+                count = self.cluster.partitions(topic)
+                partitions = [TopicPartition(topic, p) for p in range(count)]
+                committed = consumer.committed(partitions, timeout=10) if partitions else []
+                if any(tp.offset >= 0 for tp in committed):
+                    found.append(topic)
+            return found
+        finally:
+            consumer.close()
+
+
 def worker_id(prefix: str) -> str:
     return f"{prefix}-worker"
 

@@ -8,7 +8,8 @@ drain shows less CPU per event than a long backlog (where every stage must keep 
 worker (``REV``'s connector, then the working tree's, alternating per round, both pinned to the
 measured CPU) first finishes a warm-up; then the measured records are written to its raw topic
 and the clock and its CPU run until its consumer group has committed every record of the raw
-topic, the typed topics the aggregates read and their internal topic. Printed per run: events/s
+topic, the aggregates' internal topic and, for a tree whose aggregates read the typed topics
+(before the re-keying moved into the raw agent), those typed topics. Printed per run: events/s
 over the whole drain, events/s until the typed outputs were complete, CPU seconds per 10,000
 events, and the share of a core the worker used.
 """
@@ -46,17 +47,16 @@ def drain(ctx: Context, prefix: str, name: str, agents: int, events: int) -> dic
     workload = Workload(run_id=f"{ctx.run_id}-{name}", agents=agents)
     warm, measured = list(workload.events(2000)), list(workload.events(events))
     names = ctx.cluster.create(prefix)
-    topics = [
-        names.raw,
-        events_topic_name(worker_id(prefix)),
-        *(TopicNames(prefix).typed(t) for t in EVENT_TYPES),
-    ]
+    topics = [names.raw, events_topic_name(worker_id(prefix))]
+    typed = [TopicNames(prefix).typed(t) for t in EVENT_TYPES]
     try:
         prefill(ctx.bootstrap, names.raw, warm)
         child, _ = ctx.start_worker(prefix, name)
         try:
             base = expected_outputs(warm)
             ctx.watch(outputs_of(names), base, child, timeout=300, label=f"{name} warm-up")
+            _committed(ctx, prefix, topics, 300)
+            topics += ctx.consumed(worker_id(prefix), typed)
             _committed(ctx, prefix, topics, 300)
             cpu0, start = cpu_seconds(child.pid) or 0.0, time.monotonic()
             prefill(ctx.bootstrap, names.raw, measured)

@@ -83,7 +83,8 @@ def _aggregates_caught_up(
     from connector.worker.aggregates.events import EVENT_TYPES
 
     names = TopicNames(prefix)
-    topics = [events_topic_name(worker_id(prefix)), *(names.typed(t) for t in EVENT_TYPES)]
+    typed = [names.typed(t) for t in EVENT_TYPES]
+    topics = [events_topic_name(worker_id(prefix)), *ctx.consumed(worker_id(prefix), typed)]
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         lag = ctx.committed_lag(worker_id(prefix), topics)

@@ -162,7 +162,12 @@ def install_fan_out(app: faust.App, context: WorkerContext) -> None:
     metrics = context.metrics
     core = DeliveryCore(
         PIPELINE_AGENT,
-        FanOut(Router(context.codec, topics, clock=time.time), dedup, metrics),
+        FanOut(
+            Router(context.codec, topics, clock=time.time),
+            dedup,
+            metrics,
+            context.derivations,
+        ),
         context.sink,
         stopping=context.stopping(app),
         refetcher=context.refetcher,

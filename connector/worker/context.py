@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 
 from connector.avro.codec import EventCodec
 from connector.settings import Settings
 from connector.topics import TopicNames
+from connector.worker.fanout import Derivation
 from connector.worker.metrics import WorkerMetrics
 from connector.worker.patches import LogEnds, Refetcher
 from connector.worker.sink import FaustSink
@@ -33,6 +34,9 @@ class WorkerContext:
     """Reads again the records Faust's streams skipped (:mod:`.patches.gaps`), for every agent."""
     sink: FaustSink
     """Where every agent's writes go."""
+    derivations: list[Derivation] = field(default_factory=list)
+    """Writes the raw agent derives from each new typed record, in the typed record's plan
+    (an installer adds its own, such as the aggregates' score events)."""
 
     def stopping(self, app: faust.App) -> Callable[[], bool]:
         return lambda: bool(app.should_stop)

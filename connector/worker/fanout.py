@@ -10,6 +10,10 @@ acknowledges):
    batch: the first is written, the later ones are retries when within the retention;
 3. a typed record Kafka refuses for itself (too large) becomes a dead letter (``produce_failed``);
    a refused dead letter is given up, logged and counted;
+3. each new typed record may have writes derived from it (:data:`Derivation`; the aggregates'
+   score event keyed by agent, :mod:`connector.worker.aggregates.rekeying`), written in the same
+   plan, so they are stored before the raw record is acknowledged; a refused derived write is
+   retried;
 4. once every write is stored, the typed events are marked seen in the deduplication table (after
    the write, so a crash in between at worst repeats a record, never loses one) and counted.
 
@@ -20,7 +24,7 @@ land after a later one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,6 +37,9 @@ from connector.worker.patches import processing
 from connector.worker.routing import DeadLetter, Outcome, RawRecord, Router, TypedRecord
 
 log = logging.getLogger(__name__)
+
+Derivation = Callable[[TypedRecord], TopicWrite | None]
+"""A write derived from a new typed record (none: nothing to derive from this one)."""
 
 
 def raw_record_of(message: Any) -> RawRecord:
@@ -61,10 +68,19 @@ class _Item:
 class FanOut:
     """:class:`~connector.worker.delivery.Handler` of the raw topic (module docstring)."""
 
-    def __init__(self, router: Router, dedup: DedupIndex, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        router: Router,
+        dedup: DedupIndex,
+        metrics: WorkerMetrics,
+        derivations: Sequence[Derivation] = (),
+    ) -> None:
+        """``derivations``: consulted at every plan, so an installer may add to the sequence
+        after the handler is built."""
         self._router = router
         self._dedup = dedup
         self._metrics = metrics
+        self._derivations = derivations
 
     def plan(self, records: Sequence[Any]) -> Plan:
         items = [self._route(event) for event in records]
@@ -76,11 +92,31 @@ class FanOut:
                     item.duplicate = self._dedup.within_retention(first_seen[event_id], timestamp)
                 if not item.duplicate:
                     first_seen[event_id] = timestamp
-        writes: list[Write] = [_write_of(item) for item in items if not item.duplicate]
+        writes: list[Write] = []
+        for item in items:
+            if item.duplicate:
+                continue
+            writes.append(_write_of(item))
+            if isinstance(item.outcome, TypedRecord):
+                writes.extend(self._derived(item.outcome))
         return Plan(writes, partial(self._stored, items))
+
+    def _derived(self, typed: TypedRecord) -> list[Write]:
+        writes: list[Write] = []
+        for derive in self._derivations:
+            try:
+                write = derive(typed)
+            except Exception:  # a bug: the typed record is still written, its partition moves on
+                log.exception("deriving from a typed record failed event_id=%s", typed.event_id)
+                continue
+            if write is not None:
+                writes.append(write)
+        return writes
 
     def refused(self, write: Write, error: BaseException) -> Write | None:
         assert isinstance(write, TopicWrite)
+        if write.origin is None:  # a derived write: small, retried until Kafka takes it
+            return write
         item: _Item = write.origin
         record = item.record
         if isinstance(item.outcome, TypedRecord):

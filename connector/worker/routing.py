@@ -44,8 +44,8 @@ record's key unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from connector.avro.codec import EventCodec, parse_event
@@ -102,6 +102,9 @@ class TypedRecord:
     headers: Headers
     event_id: str
     timestamp_ms: int | None
+    datum: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The validated event as the Avro datum ``value`` encodes (what ``EventCodec.decode`` of
+    ``value`` gives), for writes derived from the event without decoding it again."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ class Router:
             headers=headers,
             event_id=event_id,
             timestamp_ms=record.timestamp_ms,
+            datum=datum,
         )
 
 

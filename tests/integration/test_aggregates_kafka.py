@@ -45,8 +45,12 @@ from connector.settings import Settings
 from connector.spec import load_catalog
 from connector.topics import TopicNames
 from connector.wire import raw_record_key
+from connector.worker.aggregates.events import encode as encode_score_event
+from connector.worker.aggregates.events import from_typed
 from connector.worker.aggregates.queries import FORWARDED_HEADER
 from connector.worker.aggregates.record import AgentScoresCodec
+from connector.worker.aggregates.rekeying import events_topic_name, partition_for
+from connector.worker.command import create_internal_topics
 from connector.worker.patches.gaps import Gap, Refetcher
 from tests.processes import wait_until
 
@@ -68,8 +72,9 @@ WORKER_COMMAND = [sys.executable, "-m", "connector", "worker"]
 
 @dataclass
 class Stream:
-    """What arrives, in order (``("raw", body)`` or ``("typed", body)``: a duplicate typed record
-    as a pipeline crash leaves it, just after the original), and the distinct events."""
+    """What arrives, in order (``("raw", body)`` or ``("typed", body)``: the body's score event
+    written again, as a pipeline crash leaves it, just after the original), and the distinct
+    events."""
 
     arrivals: list[tuple[str, bytes]] = field(default_factory=list)
     distinct: list[dict[str, Any]] = field(default_factory=list)
@@ -166,7 +171,7 @@ def generate(seed: int, now_ms: int) -> Stream:
         stream.arrivals.append(("raw", body))
         if rng.random() < 0.05:  # Zoom retries: the same body again (the pipeline drops it)
             stream.arrivals.append(("raw", body))
-        elif rng.random() < 0.05:  # a duplicate typed record (a pipeline crash between writes)
+        elif rng.random() < 0.05:  # its score event again (a pipeline crash between writes)
             stream.arrivals.append(("typed", body))
     return stream
 
@@ -352,6 +357,10 @@ class Deployment:
     def topics(self) -> TopicNames:
         return TopicNames(self.prefix)
 
+    @property
+    def worker_id(self) -> str:
+        return f"{self.prefix}-worker"
+
     def create_topics(self) -> None:
         settings = Settings(
             kafka_bootstrap_servers=self.bootstrap,
@@ -366,7 +375,7 @@ class Deployment:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "TOPIC_PREFIX": self.prefix,
             "TOPIC_PARTITIONS": str(PARTITIONS),
-            "WORKER_ID": f"{self.prefix}-worker",
+            "WORKER_ID": self.worker_id,
             "WORKER_WEB_PORT": str(port),
             "WORKER_DATA_DIR": str(self.tmp / "worker-data"),
             "WORKER_BATCH_SECONDS": "0.05",
@@ -455,13 +464,20 @@ def start_worker(deployment: Deployment) -> Iterator[Callable[[str], Worker]]:
 
 
 class Feeder:
-    """Raw records as the source writes them; typed duplicates as a crashed pipeline would."""
+    """Raw records as the source writes them; score events written twice, as a raw agent that
+    crashed between its writes and its acknowledgement leaves them."""
 
     def __init__(self, deployment: Deployment) -> None:
         self._producer = Producer(
             {"bootstrap.servers": deployment.bootstrap, "acks": "all", "linger.ms": 5}
         )
         self._topics = deployment.topics
+        settings = Settings(
+            kafka_bootstrap_servers=deployment.bootstrap,
+            worker_id=deployment.worker_id,
+        )
+        create_internal_topics(settings, PARTITIONS)  # as the worker does; it may start later
+        self._internal = events_topic_name(deployment.worker_id)
         self._codec = EventCodec()
 
     def feed(self, arrivals: Sequence[tuple[str, bytes]]) -> None:
@@ -471,15 +487,15 @@ class Feeder:
                 key = raw_record_key(event, body)
                 self._producer.produce(self._topics.raw, value=body, key=key)
             else:
-                event_type, value = self._codec.encode(body)
-                obj = event["payload"]["object"]
-                typed_key = (
-                    obj["evaluation_id"]
-                    if event_type == EVALUATION
-                    else obj["interaction_info"]["interaction_id"]
+                score_event, _ = from_typed(*self._codec.decode(self._codec.encode(body)[1]))
+                assert score_event is not None
+                agent = score_event.agent.encode()
+                self._producer.produce(
+                    self._internal,
+                    value=encode_score_event(score_event),
+                    key=agent,
+                    partition=partition_for(agent, PARTITIONS),
                 )
-                topic = self._topics.typed(event_type)
-                self._producer.produce(topic, value=value, key=typed_key.encode())
             self._producer.poll(0)
         assert self._producer.flush(30) == 0
 

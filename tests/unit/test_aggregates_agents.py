@@ -22,12 +22,12 @@ from prometheus_client import CollectorRegistry
 from connector.avro.codec import EventCodec
 from connector.settings import Settings
 from connector.spec import load_catalog
+from connector.topics import TopicNames
 from connector.worker.aggregates import events as score_events
 from connector.worker.aggregates.aggregation import Aggregator
 from connector.worker.aggregates.events import Evaluation
 from connector.worker.aggregates.install import (
     AGGREGATE_AGENT,
-    REKEY_AGENT,
     TABLE,
     install_agent_scores,
 )
@@ -39,11 +39,12 @@ from connector.worker.aggregates.queries import (
     install_scores_views,
 )
 from connector.worker.aggregates.record import AgentScoresCodec
-from connector.worker.aggregates.rekeying import Rekeyer, events_topic_name, partition_for
+from connector.worker.aggregates.rekeying import ScoreEvents, events_topic_name, partition_for
 from connector.worker.aggregates.repairs import Repairer, TableRepairs
 from connector.worker.aggregates.stamps import Stamp, stamp_of
 from connector.worker.aggregates.state import AgentState, Retention
 from connector.worker.app import create_app
+from connector.worker.dedup import DedupIndex
 from connector.worker.delivery import (
     CoreHooks,
     DeliveryAborted,
@@ -52,7 +53,10 @@ from connector.worker.delivery import (
     TopicWrite,
     Write,
 )
+from connector.worker.fanout import FanOut
+from connector.worker.metrics import WorkerMetrics
 from connector.worker.patches import Fetcher, Gap, Record, StampedTable
+from connector.worker.routing import RawRecord, Router, TypedRecord
 from tests.faust_fakes import FakeEvent, FakeMessage
 
 CATALOG = load_catalog()
@@ -284,11 +288,11 @@ async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:
     assert h.metrics.refetched.labels("aggregate")._value.get() == 1
 
 
-def _typed(event_type: str, change: Callable[[dict[str, Any]], None]) -> bytes:
+def _raw(event_type: str, change: Callable[[dict[str, Any]], None]) -> bytes:
     event = copy.deepcopy(CATALOG.example(event_type))
     event["event"] = event_type
     change(event["payload"]["object"])
-    return CODEC.encode(json.dumps(event).encode())[1]
+    return json.dumps(event).encode()
 
 
 async def test_states_are_stamped_with_their_generation_and_last_offset() -> None:
@@ -368,16 +372,17 @@ def test_repairs_wait_for_ownership_and_forget_partitions_gone_elsewhere() -> No
     assert table.stale_keys == {}
 
 
-async def test_rekeying_names_the_agent_and_its_partition() -> None:
-    sent: list[tuple[bytes, bytes, int]] = []
+async def test_the_raw_agent_writes_each_score_event_with_its_typed_record() -> None:
+    """Re-keying happens in the raw agent's plan: one score event per new evaluation or
+    interaction analysis that names an agent, none for a retry or another event type, all
+    acknowledged with the raw records."""
+    sent: list[TopicWrite] = []
     acked: list[Any] = []
 
     class Sink:
         async def send(self, write: Write) -> Awaitable[Any]:
-            assert isinstance(write, TopicWrite) and write.topic == "w-agent-score-events"
-            assert write.key is not None and write.value is not None
-            assert write.partition is not None
-            sent.append((write.key, write.value, write.partition))
+            assert isinstance(write, TopicWrite)
+            sent.append(write)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             future.set_result(None)
             return future
@@ -387,24 +392,36 @@ async def test_rekeying_names_the_agent_and_its_partition() -> None:
 
     def no_agent(obj: dict[str, Any]) -> None:
         del obj["agent_info"], obj["agent_user_id"]
+        obj["evaluation_id"] = "another evaluation"
 
     metrics = AggregateMetrics(CollectorRegistry())
-    rekeyer = DeliveryCore(
-        "rekey", Rekeyer(CODEC, "w-agent-score-events", 6, metrics), Sink(), stopping=lambda: False
+    store: dict[str, Any] = {}
+    fan_out = FanOut(
+        Router(CODEC, TopicNames("zoom"), clock=lambda: 1_700_000_001.0),
+        DedupIndex(store, store, lambda p, k: None, 3_600_000),
+        WorkerMetrics(CODEC.event_types),
+        [ScoreEvents("w-agent-score-events", 6, metrics)],
     )
-    batch = [
-        _event(b"k", _typed(score_events.EVALUATION_COMPLETED, lambda o: None)),
-        _event(b"k", _typed(score_events.EVALUATION_COMPLETED, no_agent)),
-        _event(b"k", _typed(score_events.INTERACTION_ANALYSIS_COMPLETED, lambda o: None)),
-        _event(b"k", b"\xc3\x01garbage"),
+    core = DeliveryCore("fan-out", fan_out, Sink(), stopping=lambda: False)
+    evaluation = _raw(score_events.EVALUATION_COMPLETED, lambda o: None)
+    bodies = [
+        evaluation,
+        _raw(score_events.EVALUATION_COMPLETED, no_agent),
+        _raw(score_events.INTERACTION_ANALYSIS_COMPLETED, lambda o: None),
+        _raw("revenue_accelerator.post_comment_completed", lambda o: None),
+        evaluation,  # Zoom's retry: no typed record, no score event
     ]
-    await rekeyer.process(batch, ack)
+    batch = [FakeEvent(FakeMessage(value=body, offset=n)) for n, body in enumerate(bodies)]
+    await core.process(batch, ack)
     assert acked == batch
-    assert [(k, p) for k, _, p in sent] == [
+    internal = [w for w in sent if w.topic == "w-agent-score-events"]
+    assert len(sent) - len(internal) == 4  # the typed records
+    assert [(w.key, w.partition) for w in internal] == [
         (b"httgPnTgTxq0d65-alfYVw", partition_for(b"httgPnTgTxq0d65-alfYVw", 6)),
         (b"name:Admin3", partition_for(b"name:Admin3", 6)),
     ]
-    assert score_events.decode(sent[0][1]).id == "0e73a69f8f104d24a589fa0c615abca8"
+    assert internal[0].value is not None
+    assert score_events.decode(internal[0].value).id == "0e73a69f8f104d24a589fa0c615abca8"
     counts = {
         tuple(sorted(s.labels.items())): s.value
         for m in metrics.score_events.collect()
@@ -415,13 +432,27 @@ async def test_rekeying_names_the_agent_and_its_partition() -> None:
         counts[(("attribution", "unattributed"), ("event_type", score_events.EVALUATION_COMPLETED))]
         == 1
     )
-    assert counts[(("attribution", "unreadable"), ("event_type", "unknown"))] == 1
+
+
+def test_a_score_event_is_what_decoding_the_typed_record_gives() -> None:
+    """The derivation reads the datum the router validated; decoding the typed record it wrote
+    gives the same score event, for every example the spec has of the two types."""
+    derive = ScoreEvents("w-agent-score-events", 6, AggregateMetrics(CollectorRegistry()))
+    router = Router(CODEC, TopicNames("zoom"), clock=lambda: 1_700_000_001.0)
+    for event_type in score_events.EVENT_TYPES:
+        body = _raw(event_type, lambda o: None)
+        typed = router.route(RawRecord("raw", 0, 0, None, b"k", body))
+        assert isinstance(typed, TypedRecord)
+        write = derive(typed)
+        assert write is not None and write.value is not None
+        decoded = score_events.from_typed(*CODEC.decode(typed.value))[0]
+        assert score_events.decode(write.value) == decoded
 
 
 def test_installed_in_the_worker_app(tmp_path: Path) -> None:
     settings = Settings(worker_data_dir=str(tmp_path), worker_id="zc-test")
     app = create_app(settings, raw_partitions=4, installers=[install_agent_scores])
-    assert {REKEY_AGENT, AGGREGATE_AGENT} <= set(app.agents)
+    assert AGGREGATE_AGENT in set(app.agents)
     table = app.tables[TABLE]
     assert table.partitions == 4
     assert table.changelog_topic.get_topic_name() == "zc-test-agent-scores-changelog"

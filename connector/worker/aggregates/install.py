@@ -1,18 +1,18 @@
-"""The agent score aggregates in the worker: two agents on the delivery core, a table, the query
-API, the repair timer.
+"""The agent score aggregates in the worker: the score events, an agent on the delivery core, a
+table, the query API, the repair timer.
 
 Flow::
 
-    <prefix>.quality_management.evaluation_completed           ┐  agent zoom-agent-scores-rekey
-    <prefix>.quality_management.interaction_analysis_completed ┘  (rekeying.Rekeyer)
+    raw agent (fanout.FanOut), for each new evaluation or interaction analysis, beside its typed
+    record and acknowledged with it (rekeying.ScoreEvents, a derivation):
         -> <WORKER_ID>-agent-score-events  (internal; key: agent id; partition: murmur2(key))
         -> agent zoom-agent-scores (aggregation.Aggregator, behind the freeze fence):
            table agent-scores (key: agent id, value: the agent's stamped state)
         -> <prefix>.agent_scores  (compacted; key: agent id; value: AgentScores, Avro)
 
-Both agents run on :class:`~connector.worker.delivery.DeliveryCore`: a batch's records are
-acknowledged only once Kafka stored everything written for them, and every step is idempotent
-(``docs/guarantees.md``). The aggregating agent's writes are whole states, so it is fenced
+The aggregating agent runs on :class:`~connector.worker.delivery.DeliveryCore`: a batch's records
+are acknowledged only once Kafka stored everything written for them, and every step is idempotent
+(``docs/guarantees.md``). Its writes are whole states, so it is fenced
 (:class:`~connector.worker.patches.FreezeGuard`) and its table skips stale records on restore
 (:class:`~connector.worker.patches.StampedTable`, repaired by :mod:`.repairs`).
 """
@@ -25,11 +25,10 @@ from typing import Any, Final
 import faust
 
 from connector.worker.aggregates.aggregation import Aggregator, StateReader
-from connector.worker.aggregates.events import EVENT_TYPES
 from connector.worker.aggregates.metrics import AggregateMetrics
 from connector.worker.aggregates.queries import ScoresQueries, install_scores_views
 from connector.worker.aggregates.record import codec_for
-from connector.worker.aggregates.rekeying import Rekeyer, events_topic_name
+from connector.worker.aggregates.rekeying import ScoreEvents, events_topic_name
 from connector.worker.aggregates.repairs import Repairer, TableRepairs
 from connector.worker.aggregates.state import Retention
 from connector.worker.aggregates.windows import DAY_MS
@@ -39,7 +38,6 @@ from connector.worker.patches import FreezeGuard, StampedTable
 
 log = logging.getLogger(__name__)
 
-REKEY_AGENT: Final = "zoom-agent-scores-rekey"
 AGGREGATE_AGENT: Final = "zoom-agent-scores"
 TABLE: Final = "agent-scores"
 _REPAIR_INTERVAL_SECONDS: Final = 1.0
@@ -56,15 +54,13 @@ def retention_for(
 
 
 def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
-    """The re-keying agent, the aggregating agent and its table, the repairs, the query API."""
+    """The score events (a derivation of the raw agent), the aggregating agent and its table,
+    the repairs, the query API."""
     settings, topics = context.settings, context.topics
     partitions = context.raw_partitions
     metrics = AggregateMetrics(context.metrics.registry)
     sink = context.sink
 
-    typed = app.topic(
-        *(topics.typed(t) for t in EVENT_TYPES), key_serializer="raw", value_serializer="raw"
-    )
     by_agent = app.topic(
         events_topic_name(settings.worker_id),
         partitions=partitions,
@@ -98,17 +94,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
 
     app.timer(guard.tick_interval)(notice_freezes)
 
-    rekeying = DeliveryCore(
-        REKEY_AGENT,
-        Rekeyer(context.codec, by_agent.get_topic_name(), partitions, metrics),
-        sink,
-        stopping=context.stopping(app),
-        refetcher=context.refetcher,
-        hooks=CoreHooks(
-            retried=metrics.write_retries.inc,
-            refetched=metrics.refetched.labels("rekey").inc,
-        ),
-    )
+    context.derivations.append(ScoreEvents(by_agent.get_topic_name(), partitions, metrics))
     retention = retention_for(
         settings.worker_scores_rescore_days,
         settings.worker_dedup_retention_seconds,
@@ -156,10 +142,6 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
 
     app.timer(_REPAIR_INTERVAL_SECONDS)(repair_stale_states)
     size, within = settings.worker_batch_size, settings.worker_batch_seconds
-
-    @app.agent(typed, name=REKEY_AGENT)
-    async def rekey(stream: Any) -> None:
-        await rekeying.run(stream, context.batches, size, within, fill=True)
 
     @app.agent(by_agent, name=AGGREGATE_AGENT)
     async def aggregate(stream: Any) -> None:

@@ -1,27 +1,33 @@
-"""Re-keying: typed evaluation and interaction records become score events keyed by agent.
+"""Re-keying: each new evaluation and interaction analysis becomes a score event keyed by agent.
 
-The handler (:class:`Rekeyer`, run by the delivery core) reads the two typed topics the aggregates
-count (:data:`~.events.EVENT_TYPES`), names each event's agent (:mod:`.events`) and writes a score
-event to the internal topic ``<WORKER_ID>-agent-score-events`` with the agent id as key and an
-explicit partition, ``murmur2(agent id) % partitions`` (Kafka's default partitioner), so every
-agent's events, state and changelog live in one partition. An unreadable record or an event that
-names no agent is counted and skipped. Writing the same score event again is harmless: a state
-ignores an event it already holds (:mod:`.state`).
+The raw agent derives it (:class:`ScoreEvents`, one of the context's
+:attr:`~connector.worker.context.WorkerContext.derivations`) from the datum it has just validated,
+and writes it in the same plan as the typed record, so it is acknowledged with it and no record
+makes a second trip through Kafka and Faust to be re-keyed. It names the event's agent
+(:mod:`.events`) and writes the score event to the internal topic
+``<WORKER_ID>-agent-score-events`` with the agent id as key and an explicit partition,
+``murmur2(agent id) % partitions`` (Kafka's default partitioner), so every agent's events, state
+and changelog live in one partition. An event that names no agent is counted and skipped. Writing
+the same score event again (a batch processed again after a crash) is harmless: a state ignores
+an event it already holds (:mod:`.state`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from connector.avro.codec import EventCodec
-from connector.avro.errors import CodecError
-from connector.worker.aggregates.events import Attribution, ScoreEventError, encode, from_typed
+from connector.worker.aggregates.events import (
+    EVENT_TYPES,
+    Attribution,
+    ScoreEventError,
+    encode,
+    from_typed,
+)
 from connector.worker.aggregates.metrics import AggregateMetrics
-from connector.worker.delivery import Plan, TopicWrite, Write
+from connector.worker.delivery import TopicWrite
+from connector.worker.routing import TypedRecord
 
 log = logging.getLogger(__name__)
 
@@ -36,41 +42,28 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (int(murmur2(key)) & 0x7FFFFFFF) % partitions
 
 
-class Rekeyer:
-    """:class:`~connector.worker.delivery.Handler`: typed records -> score events by agent."""
+class ScoreEvents:
+    """Typed records -> score events by agent (a derivation of the raw agent's plan)."""
 
-    def __init__(
-        self, codec: EventCodec, topic: str, partitions: int, metrics: AggregateMetrics
-    ) -> None:
-        self._codec = codec
+    def __init__(self, topic: str, partitions: int, metrics: AggregateMetrics) -> None:
         self._topic = topic
         self._partitions = partitions
         self._metrics = metrics
 
-    def score_event(self, value: bytes | None) -> tuple[bytes, bytes] | None:
-        """The internal record (key, value) of a typed record's value, if it names an agent."""
-        try:
-            event_type, datum = self._codec.decode(value or b"")
-            event, attribution = from_typed(event_type, datum)
-        except (CodecError, ScoreEventError) as exc:
-            log.error("typed record unreadable for the aggregates, skipped: %s", exc)
-            self._metrics.score_events.labels("unknown", "unreadable").inc()
+    def __call__(self, typed: TypedRecord) -> TopicWrite | None:
+        """The score event of ``typed``, if it is one the aggregates count and names an agent."""
+        if typed.event_type not in EVENT_TYPES:
             return None
-        self._metrics.score_events.labels(event_type, str(attribution)).inc()
+        try:
+            event, attribution = from_typed(typed.event_type, typed.datum)
+        except ScoreEventError as exc:
+            log.error("typed record unreadable for the aggregates, skipped: %s", exc)
+            self._metrics.score_events.labels(typed.event_type, "unreadable").inc()
+            return None
+        self._metrics.score_events.labels(typed.event_type, str(attribution)).inc()
         if event is None:
             assert attribution is Attribution.UNATTRIBUTED
             return None
-        return event.agent.encode(), encode(event)
-
-    def plan(self, records: Sequence[Any]) -> Plan:
-        writes: list[Write] = []
-        for event in records:
-            record = self.score_event(event.message.value)
-            if record is not None:
-                key, value = record
-                partition = partition_for(key, self._partitions)
-                writes.append(TopicWrite(self._topic, key, value, partition=partition))
-        return Plan(writes)
-
-    def refused(self, write: Write, error: BaseException) -> Write | None:
-        return write  # a score event is small; retry it
+        key = event.agent.encode()
+        partition = partition_for(key, self._partitions)
+        return TopicWrite(self._topic, key, encode(event), partition=partition)
