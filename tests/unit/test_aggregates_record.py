@@ -69,6 +69,19 @@ def test_round_trip_in_single_object_encoding(which: str) -> None:
     assert datum["agent_id"] == document["agent_id"]
 
 
+@pytest.mark.parametrize("which", ["evaluations", "interactions"])
+def test_naming_the_union_branch_writes_what_fastavro_chooses(which: str) -> None:
+    """The codec names the record branch of the two nullable sections (a speed-up); the bytes
+    equal fastavro's own choice of branch, and the document is left unchanged."""
+    codec = AgentScoresCodec()
+    document = _document()[which]
+    before = repr(document)
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(load_schema()), document)
+    assert codec.encode(document)[10:] == buffer.getvalue()
+    assert repr(document) == before
+
+
 def test_confluent_framing() -> None:
     codec = AgentScoresCodec(framing=ConfluentFraming({RECORD: 77}))
     document = _document()["evaluations"]
