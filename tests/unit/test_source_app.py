@@ -15,10 +15,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from connector.errors import ConfigurationError
-from connector.settings import Settings
-from connector.source import WEBHOOK_PATH
-from connector.source.app import RECEIVER, create_app
-from connector.source.producer import (
+from connector.kafka.producer import (
     DeliveryFailed,
     DeliveryReport,
     Headers,
@@ -27,6 +24,9 @@ from connector.source.producer import (
     ProducerQueueFull,
     ProduceTimeout,
 )
+from connector.settings import Settings
+from connector.source import WEBHOOK_PATH
+from connector.source.app import RECEIVER, create_app
 from connector.source.signature import compute_signature
 from connector.wire import (
     RECEIVED_AT_HEADER,

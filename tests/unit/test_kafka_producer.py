@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connector.settings import Settings
-from connector.source.producer import (
+from connector.kafka.producer import (
     DeliveryCallback,
     DeliveryFailed,
     DeliveryReport,
@@ -22,6 +21,7 @@ from connector.source.producer import (
     ProduceTimeout,
     producer_config,
 )
+from connector.settings import Settings
 
 
 class FakeMessage:
