@@ -304,6 +304,7 @@ class Context:
         finally:
             consumer.close()
 
+
     def consumed(self, group: str, topics: list[str]) -> list[str]:
         """Those of ``topics`` that consumer group ``group`` has committed offsets on (the
         aggregates read the typed topics in older trees, the internal topic only today)."""

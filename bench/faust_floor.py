@@ -11,7 +11,7 @@ reach on this machine: the pipeline's figure read against it separates what Faus
 the connector's own work costs.
 
 ``--floor librdkafka`` keeps Faust's stream for reading and writes with a confluent-kafka
-(librdkafka) producer configured as the source's (:func:`connector.kafka.producer.producer_config`:
+(librdkafka) producer configured as the source's (:func:`connector.source.producer.producer_config`:
 ``acks=all``, idempotent) instead of Faust's aiokafka producer: the most a worker could reach that
 keeps Faust agents on the raw topic (the product's design) and moves only the writes off Faust.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import faust
 from confluent_kafka import Producer
 
-from connector.kafka.producer import producer_config
+from connector.source.producer import producer_config
 from connector.worker.app import WorkerContext
 from connector.worker.patches.batching import take_available
 

@@ -5,7 +5,7 @@
 
 Each record is what the source writes for a request of the set: the body, its raw key, Zoom's
 timestamp and signature headers and the receive time, with the source's own producer settings
-(``connector.kafka.producer.producer_config``: idempotent, ``acks=all``, ``linger.ms``, the
+(``connector.source.producer.producer_config``: idempotent, ``acks=all``, ``linger.ms``, the
 deadline). ``--saturate``: as fast as librdkafka takes them for that long, then everything is
 flushed; the rate counts acknowledged records up to the last acknowledgement. ``--rate``: one record
 every ``1/R`` s, latency from ``produce()`` to its delivery report. Prints one JSON object;
@@ -26,7 +26,7 @@ from confluent_kafka import Producer
 from bench import requests as request_set
 from bench.kafka_util import settings_for
 from bench.stats import summary
-from connector.kafka.producer import producer_config
+from connector.source.producer import producer_config
 from connector.wire import RECEIVED_AT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 

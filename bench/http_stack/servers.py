@@ -87,9 +87,9 @@ def run_aiohttp(port: int, *, use_uvloop: bool) -> None:
 def run_source_app(port: int, *, kafka: bool = False) -> None:
     from aiohttp import web
 
-    from connector.kafka.producer import DurableProducer, MemoryProducer
     from connector.settings import Settings
     from connector.source.app import create_app
+    from connector.source.producer import DurableProducer, MemoryProducer
 
     class DiscardingProducer(MemoryProducer):
         """Keeps no records, so memory stays flat however long the run."""

@@ -1,8 +1,8 @@
 """The HTTP source: receives Zoom's webhooks and stores each, byte for byte, on the raw topic.
 
 Modules: :mod:`~connector.source.signature` (Zoom's signature and URL validation),
-:mod:`~connector.kafka.producer` (the durable asyncio Kafka producer, shared with the
-worker), the opt-in disk spool for Kafka outages
+:mod:`~connector.source.producer`
+(a durable asyncio Kafka producer), the opt-in disk spool for Kafka outages
 (:mod:`~connector.source.spool` the files, :mod:`~connector.source.drainer` the drain loop,
 :mod:`~connector.source.spooling` Kafka or the spool), :mod:`~connector.source.metrics`,
 :mod:`~connector.source.app`

@@ -37,16 +37,16 @@ from aiohttp import web
 from aiohttp.hdrs import TRANSFER_ENCODING
 
 from connector.errors import ConfigurationError
-from connector.kafka.producer import (
+from connector.settings import Settings
+from connector.source import WEBHOOK_PATH
+from connector.source.drainer import Drainer
+from connector.source.metrics import CONTENT_TYPE, SourceMetrics
+from connector.source.producer import (
     DeliveryReport,
     DurableProducer,
     KafkaDurableProducer,
     ProduceError,
 )
-from connector.settings import Settings
-from connector.source import WEBHOOK_PATH
-from connector.source.drainer import Drainer
-from connector.source.metrics import CONTENT_TYPE, SourceMetrics
 from connector.source.signature import (
     URL_VALIDATION_EVENT,
     SignatureError,

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from connector.kafka.producer import DurableProducer
 from connector.source.metrics import SourceMetrics
+from connector.source.producer import DurableProducer
 from connector.source.spool import SegmentContents, Spool, SpooledRecord
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Where the source stores a webhook when the spool is on: Kafka, or the disk spool.
 
 :meth:`SpoolingStore.store` sends the record to Kafka as without a spool. When Kafka does not
-acknowledge it in time (any :class:`~connector.kafka.producer.ProduceError`), the record is
+acknowledge it in time (any :class:`~connector.source.producer.ProduceError`), the record is
 appended to the spool instead and the answer is still 200. While the spool holds records not yet
 in Kafka, new records go straight to the spool, behind them: the raw topic then receives them in
 the order they came in, and a request does not wait out the produce timeout during an outage.
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connector.kafka.producer import DeliveryReport, DurableProducer, Headers, ProduceError
 from connector.source.drainer import Drainer
 from connector.source.metrics import SourceMetrics
+from connector.source.producer import DeliveryReport, DurableProducer, Headers, ProduceError
 from connector.source.spool import Spool, SpooledRecord, SpoolError, SpoolFull
 
 log = logging.getLogger(__name__)

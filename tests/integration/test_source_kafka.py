@@ -2,7 +2,7 @@
 
 * Every 200 is on the raw topic, byte for byte, with its headers, keyed so retries share a
   partition. The app runs in-process on aiohttp's test server (real HTTP on 127.0.0.1) with the
-  real :class:`~connector.kafka.producer.KafkaDurableProducer`; each test has its own topic prefix.
+  real :class:`~connector.source.producer.KafkaDurableProducer`; each test has its own topic prefix.
 * While Kafka is away: 503 within the deadline, never a 200 for an unstored event, and recovery
   without a restart. The stop/restart test runs its own private broker (``LocalBroker`` on an
   ephemeral config: other ports, its own data directory), never the shared one.
@@ -308,7 +308,7 @@ async def test_broker_stop_and_restart(
     for offset, body in acknowledged.items():
         assert stored.get(offset) == body
     # The broker was down far longer than the delivery deadline, so nothing refused was stored
-    # late (see connector.kafka.producer for when that can rarely happen).
+    # late (see connector.source.producer for when that can rarely happen).
     outage = {_body(n) for n in range(100, 110)}
     assert outage <= set(refused)
     assert not outage & set(stored.values())

@@ -33,10 +33,10 @@ from hypothesis import strategies as st
 
 from connector.avro.codec import parse_event
 from connector.avro.errors import EventValidationError
-from connector.kafka.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import create_app
+from connector.source.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
 from connector.worker.identity import event_identity
 from tests.processes import (
     Deployment,

@@ -37,13 +37,13 @@ from connector.avro.codec import load_schemas
 from connector.errors import ConfigurationError
 from connector.kafka import admin
 from connector.kafka.coalescing_log import CoalescingLog
-from connector.kafka.producer import producer_config
 from connector.registry import (
     SchemaRegistrationError,
     register_schemas,
     registry_client_config,
 )
 from connector.settings import Settings
+from connector.source.producer import producer_config
 from connector.worker.app import create_app
 from connector.worker.credentials import broker_credentials, ssl_context
 from tests.unit.test_registry import FakeSchemaRegistry

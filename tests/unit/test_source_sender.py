@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestServer
 
 from connector.cli import build_parser
 from connector.errors import ConfigurationError
-from connector.kafka.producer import MemoryProducer
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import create_app
+from connector.source.producer import MemoryProducer
 from connector.source.sender import SendError, send_command, webhook_url
 from connector.spec import UnknownEventTypeError, load_catalog
 from connector.wire import SIGNATURE_HEADER, TIMESTAMP_HEADER

@@ -17,10 +17,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from connector.kafka.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
 from connector.settings import Settings
 from connector.source import WEBHOOK_PATH
 from connector.source.app import RECEIVER, create_app
+from connector.source.producer import DeliveryReport, Headers, MemoryProducer, ProduceTimeout
 from connector.source.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, compute_signature
 from connector.source.spool import Spool, SpooledRecord
 from tests.processes import metric_total, parse_metrics

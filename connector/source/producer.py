@@ -79,29 +79,6 @@ class DeliveryFailed(ProduceError):
 
     reason = "kafka_error"
 
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        """librdkafka's error code, when it gave one."""
-
-    @property
-    def refused(self) -> bool:
-        """Whether the error is about the record itself (too large, malformed), so writing the
-        same bytes again cannot succeed."""
-        return self.code in RECORD_REFUSALS
-
-
-RECORD_REFUSALS: Final = frozenset(
-    {
-        KafkaError.MSG_SIZE_TOO_LARGE,
-        KafkaError.RECORD_LIST_TOO_LARGE,
-        KafkaError.INVALID_MSG,
-        KafkaError.INVALID_RECORD,
-        KafkaError._INVALID_ARG,
-    }
-)
-"""librdkafka's codes for a record the cluster (or the client) will never take as it is."""
-
 
 @dataclass(frozen=True)
 class DeliveryReport:
@@ -156,13 +133,11 @@ class KafkaClient(Protocol):
     def produce(
         self,
         topic: str,
-        value: bytes | None,
-        key: bytes | None,
+        value: bytes,
+        key: bytes,
         *,
         headers: list[tuple[str, str | bytes]],
         on_delivery: DeliveryCallback,
-        partition: int = ...,
-        timestamp: int = ...,
     ) -> None: ...
 
     def poll(self, timeout: float | None = None) -> int: ...
@@ -179,10 +154,10 @@ def _confluent_client(config: dict[str, Any]) -> KafkaClient:
 class _PolledClient:
     """One librdkafka client and the thread that serves its callbacks (``poll()``)."""
 
-    def __init__(self, client: KafkaClient, name: str) -> None:
+    def __init__(self, client: KafkaClient) -> None:
         self.client = client
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"kafka-{name}-poll", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="kafka-source-poll", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -211,16 +186,8 @@ class KafkaDurableProducer:
         *,
         delivery_timeout: float,
         client_factory: Callable[[dict[str, Any]], KafkaClient] = _confluent_client,
-        librdkafka_logger: str = "connector.source.librdkafka",
-        client_name: str = "source",
-        meanwhile: str = "webhooks are answered 503",
     ) -> None:
-        """``librdkafka_logger``: the logger of librdkafka's own lines; ``client_name``: in the
-        poll thread's name; ``meanwhile``: what the log lines about a refusing or unreachable
-        cluster say happens in the meantime."""
         self._config = config
-        self._client_name = client_name
-        self._meanwhile = meanwhile
         self._delivery_timeout = delivery_timeout
         self._client_factory = client_factory
         self._current: _PolledClient | None = None
@@ -233,7 +200,7 @@ class KafkaDurableProducer:
         self._ready_checked_at = -_READINESS_TTL_SECONDS
         self._ready = False
         self._log = CoalescingLog(log)
-        self._librdkafka_log = CoalescingLog(logging.getLogger(librdkafka_logger))
+        self._librdkafka_log = CoalescingLog(logging.getLogger("connector.source.librdkafka"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KafkaDurableProducer:
@@ -254,32 +221,12 @@ class KafkaDurableProducer:
             )
         except KafkaException as exc:
             raise client_creation_error(self._config, exc) from exc
-        return _PolledClient(client, self._client_name)
+        return _PolledClient(client)
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
-        return await self.enqueue(topic, key, value, headers)
-
-    def enqueue(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        *,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-    ) -> asyncio.Future[DeliveryReport]:
-        """Hand one record to librdkafka; the future settles once the cluster stored it (or
-        fails with :class:`ProduceError`). ``partition`` ``None``: the key's (murmur2, as
-        Kafka's Java client, when the config says so); ``timestamp_ms`` ``None``: now."""
         client, loop = self._started()
         future: asyncio.Future[DeliveryReport] = loop.create_future()
         wire_headers: list[tuple[str, str | bytes]] = list(headers)
-        extra: dict[str, int] = {}
-        if partition is not None:
-            extra["partition"] = partition
-        if timestamp_ms is not None:
-            extra["timestamp"] = timestamp_ms
         try:
             client.produce(
                 topic,
@@ -287,18 +234,16 @@ class KafkaDurableProducer:
                 key=key,
                 headers=wire_headers,
                 on_delivery=partial(self._on_delivery, self._handoff, future),
-                **extra,
             )
         except BufferError as exc:
             raise ProducerQueueFull("the producer's local queue is full") from exc
         except KafkaException as exc:
-            error = exc.args[0]
-            raise DeliveryFailed(f"Kafka refused the record: {error}", _code(error)) from exc
+            raise DeliveryFailed(f"Kafka refused the record: {exc.args[0]}") from exc
         assert self._deadlines is not None
         # Past the deadline the future fails with ProduceTimeout; a late delivery report then
         # finds it done.
         self._deadlines.add(future)
-        return future
+        return await future
 
     async def is_ready(self) -> bool:
         client, _ = self._started()
@@ -350,18 +295,16 @@ class KafkaDurableProducer:
             self._fatal_error = f"{error.name()}: {error.str()}"
         elif (reason := refusal(error)) is not None:  # credentials or TLS: nothing gets through
             self._log.error(
-                "kafka refused the connection code=%s %s: %s; %s",
+                "kafka refused the connection code=%s %s: webhooks are answered 503; %s",
                 error.name(),
                 reason,
-                self._meanwhile,
                 settings_to_check(self._config, reason),
             )
         elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._log.warning(
-                "cannot reach Kafka at %s: %s until it answers;"
+                "cannot reach Kafka at %s: webhooks are answered 503 until it answers;"
                 " check KAFKA_BOOTSTRAP_SERVERS and that the broker is running and reachable",
                 self._config.get("bootstrap.servers"),
-                self._meanwhile,
             )
         else:
             log.debug("kafka client error code=%s %s", error.name(), error.str())
@@ -377,7 +320,7 @@ class KafkaDurableProducer:
         assert handoff is not None
         if error is not None:
             outcome: DeliveryReport | ProduceError = DeliveryFailed(
-                f"delivery failed: {error.name()}: {error.str()}", error.code()
+                f"delivery failed: {error.name()}: {error.str()}"
             )
         else:
             outcome = DeliveryReport(
@@ -463,10 +406,6 @@ def _settle(future: asyncio.Future[DeliveryReport], outcome: DeliveryReport | Pr
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
-
-
-def _code(error: Any) -> int | None:
-    return error.code() if isinstance(error, KafkaError) else None
 
 
 def _int_or(value: int | None, default: int) -> int:

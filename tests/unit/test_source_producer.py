@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connector.kafka.producer import (
+from connector.settings import Settings
+from connector.source.producer import (
     DeliveryCallback,
     DeliveryFailed,
     DeliveryReport,
@@ -21,7 +22,6 @@ from connector.kafka.producer import (
     ProduceTimeout,
     producer_config,
 )
-from connector.settings import Settings
 
 
 class FakeMessage:
