@@ -54,7 +54,7 @@ from connector.worker.patches import (
     check_versions,
 )
 from connector.worker.routing import Router
-from connector.worker.sink import FaustSink
+from connector.worker.sink import FaustSink, topic_writer
 from connector.worker.stalls import Batches, StallWatch
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ def create_app(
         refetcher=Refetcher(
             settings.kafka_client_config(), settings.worker_id, consumer=lambda: app.consumer
         ),
-        sink=FaustSink(app),
+        sink=FaustSink(app, writer=topic_writer(settings)),
     )
     for install in INSTALLERS if installers is None else installers:
         install(app, context)

@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from connector.wire import Headers
 from connector.worker.patches import (
@@ -107,6 +107,15 @@ class Sink(Protocol):
     """Hands a write to the producer; the awaitable it returns resolves once Kafka stored it."""
 
     async def send(self, write: Write) -> Awaitable[Any]: ...
+
+
+@runtime_checkable
+class BatchSink(Sink, Protocol):
+    """A sink that also takes a batch's writes at once and reports them together."""
+
+    async def write_all(self, writes: Sequence[Write]) -> list[BaseException | None]:
+        """Each write's outcome, in order: ``None`` once stored, else why not."""
+        ...
 
 
 class DeliveryAborted(Exception):
@@ -276,6 +285,8 @@ class DeliveryCore:
         return self._clock()
 
     async def _send_all(self, writes: Sequence[Write]) -> list[Any]:
+        if isinstance(self._sink, BatchSink):
+            return await self._sink.write_all(writes)
         waiting: list[Awaitable[Any]] = []
         for write in writes:
             try:

@@ -1,28 +1,102 @@
-"""The delivery core's writes handed to Faust's producer: topic records and table entries.
+"""Where the delivery core's writes go: topic records to librdkafka, table entries to Faust.
 
-Topics are Faust topics of raw bytes (the codec frames Avro itself); a topic the worker declared
-(an internal one, created by Faust with its partition count) is used as declared. A table entry
-is stored locally under the record it was computed from, then sent to the table's changelog.
+Topic records (typed records, dead letters, score events, ``agent_scores``) of a batch are handed
+together to a :class:`~connector.kafka.batch_writer.BatchWriter` (librdkafka, idempotent,
+``acks=all``, the murmur2 partitioner of Kafka's Java client and of Faust's producer; built by
+:func:`topic_writer`) and awaited once. Without a writer (unit tests) they go to Faust's
+producer as Faust topics of raw bytes. A table entry is stored locally under the record it was
+computed from, then sent to the table's changelog by Faust, which owns the table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any, Final
 
 import faust
 
-from connector.worker.delivery import StateWrite, Write
+from connector.kafka.admin import max_record_bytes
+from connector.kafka.batch_writer import BatchWriter, OutgoingRecord
+from connector.settings import Settings
+from connector.worker.delivery import StateWrite, TopicWrite, Write
 from connector.worker.patches import processing
+
+WRITE_DEADLINE_SECONDS: Final = 30.0
+"""How long a batch's topic records may take before those unreported count as failed (the
+delivery core then writes them again)."""
+_MIN_RECORD_BYTES: Final = 1024 * 1024
+
+
+def topic_writer(settings: Settings) -> BatchWriter:
+    """The worker's librdkafka writer: the cluster's settings (credentials included), durable
+    writes, ``WORKER_PRODUCER_LINGER_MS``, records as large as the topics take."""
+    deadline_ms = round(WRITE_DEADLINE_SECONDS * 1000)
+    config = {
+        **settings.kafka_client_config(),
+        "client.id": f"{settings.worker_id}-writer",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": settings.worker_producer_linger_ms,
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": deadline_ms,
+        "request.timeout.ms": deadline_ms,
+        # A dead letter carries a raw body as large as the source accepts, plus headers.
+        "message.max.bytes": max(_MIN_RECORD_BYTES, max_record_bytes(settings)),
+        "reconnect.backoff.max.ms": 1000,
+    }
+    return BatchWriter(
+        config,
+        deadline=WRITE_DEADLINE_SECONDS,
+        name="worker",
+        meanwhile="the worker's batches wait and are written again",
+    )
 
 
 class FaustSink:
     """:class:`~connector.worker.delivery.Sink` over a Faust app's producer."""
 
-    def __init__(self, app: faust.App, tables: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        tables: Mapping[str, Any] | None = None,
+        *,
+        writer: BatchWriter | None = None,
+    ) -> None:
+        """``writer``: writes the topic records (closed when the app stops); ``None``: Faust's
+        producer does."""
         self._app = app
         self._topics: dict[str, Any] = {}
         self._tables = dict(tables or {})
+        self._writer = writer
+        if writer is not None:
+            app.on_before_shutdown.connect(self._close_writer)
+
+    async def write_all(self, writes: Sequence[Write]) -> list[BaseException | None]:
+        """Every write of a batch; the topic records to the writer at once."""
+        if self._writer is None:
+            return await _gather([await _sent(self.send(write)) for write in writes])
+        records: list[OutgoingRecord] = []
+        at: list[int] = []
+        others: list[Awaitable[Any]] = []
+        for write in writes:
+            if isinstance(write, TopicWrite):
+                at.append(len(records))
+                records.append(
+                    OutgoingRecord(
+                        write.topic,
+                        write.key,
+                        write.value,
+                        write.headers,
+                        write.partition,
+                        write.timestamp_ms,
+                    )
+                )
+            else:
+                at.append(-1 - len(others))
+                others.append(self._put(write))
+        written, put = await asyncio.gather(self._writer.write(records), _gather(others))
+        return [written[i] if i >= 0 else put[-1 - i] for i in at]
 
     def declare(self, topic: Any) -> None:
         """Write to ``topic`` (a Faust topic) as it is, e.g. an internal topic."""
@@ -51,6 +125,10 @@ class FaustSink:
         )
         return future
 
+    async def _close_writer(self, app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+
     def _put(self, write: StateWrite) -> Awaitable[Any]:
         table = self._tables[write.table]
         if write.record is not None:
@@ -58,3 +136,20 @@ class FaustSink:
                 table.data[write.key] = write.value
         future: Awaitable[Any] = table.send_changelog(write.partition, write.key, write.value)
         return future
+
+
+async def _gather(waiting: Sequence[Awaitable[Any]]) -> list[BaseException | None]:
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    return [result if isinstance(result, BaseException) else None for result in results]
+
+
+async def _sent(sending: Awaitable[Awaitable[Any]]) -> Awaitable[Any]:
+    """What :meth:`FaustSink.send` returned, or a failed awaitable when it raised."""
+    try:
+        return await sending
+    except Exception as exc:  # refused before it left, e.g. larger than max_request_size
+        return _failed(exc)
+
+
+async def _failed(error: Exception) -> Any:
+    raise error

@@ -1,9 +1,9 @@
 """Which write errors are about the record itself, so retrying the same bytes cannot succeed.
 
 The delivery core (:mod:`connector.worker.delivery`) retries every other failure; a refused record
-is handed back to its agent (the raw agent dead-letters a typed record Kafka refused). The error
-classes are the aiokafka driver's (Faust's producer raises them), so this lives with the patches:
-another transport raises other classes.
+is handed back to its agent (the raw agent dead-letters a typed record Kafka refused). Topic
+records are written by librdkafka (:mod:`connector.kafka.batch_writer` knows its codes); table
+entries by Faust's producer, whose aiokafka error classes are known here, with the patches.
 
 Patch: no upstream issue; transport-specific knowledge. Pinned by
 ``tests/unit/test_worker_delivery.py`` (a too-large record is refused, a timeout retried).
@@ -22,6 +22,8 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
+from connector.kafka.batch_writer import WriteError
+
 _RECORD_ERRORS: Final = (
     MessageSizeTooLargeError,
     RecordTooLargeError,
@@ -31,6 +33,10 @@ _RECORD_ERRORS: Final = (
 
 
 def refuses_record(error: BaseException) -> bool:
-    """Whether ``error`` says the record can never be written (anything not a Kafka error counts:
-    a record refused before it left, e.g. larger than ``max_request_size``)."""
+    """Whether ``error`` says the record can never be written: librdkafka's refusal codes (the
+    topic records' writer), aiokafka's record errors (Faust's producer, the tables), and anything
+    else that is not a Kafka error (a record refused before it left, e.g. larger than
+    ``max_request_size``)."""
+    if isinstance(error, WriteError):
+        return error.refused
     return isinstance(error, _RECORD_ERRORS) or not isinstance(error, KafkaError)

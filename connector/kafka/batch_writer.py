@@ -1,0 +1,252 @@
+"""Durable writes of a whole batch of records with librdkafka, awaited once per batch.
+
+:meth:`BatchWriter.write` hands every record of a batch to a confluent-kafka ``Producer``
+(idempotent, ``acks=all``) and returns, once librdkafka reported each of them, one outcome per
+record: ``None`` (stored) or a :class:`WriteError`. The delivery reports arrive on a thread that
+polls the client; they are counted there, and the event loop is woken once, when the last one
+came. No asyncio future, timer or callback exists per record: that per-record bookkeeping cost
+as much as aiokafka's own send (``docs/benchmarks.md``).
+
+A batch that is not fully reported within ``deadline`` seconds ends with the records still
+unreported marked :class:`WriteTimeout` (librdkafka is told to give up on them after the same
+time; one already on the wire may still be stored, which an at-least-once writer tolerates). A
+fatal client error (rare for an idempotent producer) replaces the client at the next write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from connector.kafka.coalescing_log import CoalescingLog
+from connector.kafka.refusals import client_creation_error, refusal, settings_to_check
+
+log = logging.getLogger(__name__)
+
+_POLL_SECONDS: Final = 0.1
+
+RECORD_REFUSALS: Final = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError._INVALID_ARG,
+    }
+)
+"""librdkafka's codes for a record the cluster (or the client) will never take as it is."""
+
+
+class WriteError(Exception):
+    """A record was not (or not known to be) stored."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def refused(self) -> bool:
+        """Whether the error is about the record itself (too large, malformed): writing the
+        same bytes again cannot succeed."""
+        return self.code in RECORD_REFUSALS
+
+
+class WriteTimeout(WriteError):
+    """Not reported within the deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """One record to write; ``partition``/``timestamp_ms`` ``None``: the partitioner's, now."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+    partition: int | None = None
+    timestamp_ms: int | None = None
+
+
+class _Reports:
+    """The delivery reports of one batch, counted on the poll thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.outcomes: list[WriteError | None] = [None] * size
+        self.reported = [False] * size
+        self._loop = loop
+        self._waiting = size
+        self._lock = threading.Lock()
+        self.done = loop.create_future()
+        self.closed = False
+
+    def report(self, index: int, error: KafkaError | None, message: Message | None = None) -> None:
+        with self._lock:
+            if self.closed or self.reported[index]:
+                return
+            self.reported[index] = True
+            if error is not None:
+                text = f"delivery failed: {error.name()}: {error.str()}"
+                self.outcomes[index] = WriteError(text, error.code())
+            self._waiting -= 1
+            if self._waiting:
+                return
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self._loop.call_soon_threadsafe(_resolve, self.done)
+
+    def refuse(self, index: int, error: WriteError) -> None:
+        """A record librdkafka did not take (from the loop's thread, before it waits)."""
+        with self._lock:
+            self.reported[index] = True
+            self.outcomes[index] = error
+            self._waiting -= 1
+            last = self._waiting == 0
+        if last:
+            _resolve(self.done)
+
+    def close(self, deadline: float) -> list[WriteError | None]:
+        with self._lock:
+            self.closed = True
+            for index, reported in enumerate(self.reported):
+                if not reported:
+                    self.outcomes[index] = WriteTimeout(f"not acknowledged within {deadline:g} s")
+        return self.outcomes
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Polled:
+    """A client and the thread that serves its callbacks."""
+
+    def __init__(self, client: Producer, name: str) -> None:
+        self.client = client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.client.poll(_POLL_SECONDS)
+
+    def close(self, timeout: float) -> int:
+        self._stop.set()
+        self._thread.join()
+        return int(self.client.flush(timeout))
+
+
+class BatchWriter:
+    """Writes batches of records durably (module docstring); one per process is enough."""
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        deadline: float,
+        name: str,
+        meanwhile: str,
+    ) -> None:
+        """``config``: librdkafka's (the cluster's and the durability settings); ``name``: the
+        poll thread's and librdkafka's logger suffix; ``meanwhile``: what the log lines about a
+        refusing or unreachable cluster say happens in the meantime."""
+        self._config = dict(config)
+        self._deadline = deadline
+        self._name = name
+        self._meanwhile = meanwhile
+        self._current: _Polled | None = None
+        self._fatal_error: str | None = None
+        self._log = CoalescingLog(log)
+        self._librdkafka_log = CoalescingLog(logging.getLogger(f"connector.{name}.librdkafka"))
+
+    async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | None]:
+        """Each record's outcome, in order, once librdkafka reported all (or the deadline)."""
+        if not records:
+            return []
+        client = self._client()
+        reports = _Reports(asyncio.get_running_loop(), len(records))
+        produce = client.produce
+        for index, record in enumerate(records):
+            try:
+                produce(
+                    record.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                    on_delivery=partial(reports.report, index),
+                    partition=-1 if record.partition is None else record.partition,
+                    timestamp=record.timestamp_ms or 0,  # 0: now
+                )
+            except BufferError:
+                reports.refuse(index, WriteError("the producer's local queue is full"))
+            except KafkaException as exc:
+                error = exc.args[0]
+                code = error.code() if isinstance(error, KafkaError) else None
+                reports.refuse(index, WriteError(f"Kafka refused the record: {error}", code))
+        with contextlib.suppress(TimeoutError):  # the records unreported by then: WriteTimeout
+            await asyncio.wait_for(asyncio.shield(reports.done), self._deadline)
+        return reports.close(self._deadline)
+
+    async def close(self) -> None:
+        """Deliver what is pending (bounded by the deadline), then release the client."""
+        current, self._current = self._current, None
+        if current is not None:
+            pending = await asyncio.to_thread(current.close, self._deadline)
+            if pending:
+                log.warning(
+                    "%s: writer closed with undelivered records count=%d", self._name, pending
+                )
+        self._log.flush()
+        self._librdkafka_log.flush()
+
+    def _client(self) -> Producer:
+        if self._current is not None and self._fatal_error is not None:
+            log.error(
+                "%s: kafka writer replaced after a fatal error error=%s",
+                self._name,
+                self._fatal_error,
+            )
+            old, self._current = self._current, None
+            threading.Thread(target=old.close, args=(1.0,), daemon=True).start()
+        self._fatal_error = None
+        if self._current is None:
+            config = {**self._config, "error_cb": self._on_error, "logger": self._librdkafka_log}
+            try:
+                client = Producer(config)
+            except KafkaException as exc:
+                raise client_creation_error(self._config, exc) from exc
+            self._current = _Polled(client, f"kafka-{self._name}-poll")
+        return self._current.client
+
+    def _on_error(self, error: KafkaError) -> None:
+        # Runs on the poll thread. librdkafka retries transport errors itself.
+        if error.fatal():
+            log.error(
+                "%s: kafka client fatal error code=%s %s", self._name, error.name(), error.str()
+            )
+            self._fatal_error = f"{error.name()}: {error.str()}"
+        elif (reason := refusal(error)) is not None:
+            self._log.error(
+                "kafka refused the connection code=%s %s: %s; %s",
+                error.name(),
+                reason,
+                self._meanwhile,
+                settings_to_check(self._config, reason),
+            )
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._log.warning(
+                "cannot reach Kafka at %s: %s until it answers;"
+                " check KAFKA_BOOTSTRAP_SERVERS and that the broker is running and reachable",
+                self._config.get("bootstrap.servers"),
+                self._meanwhile,
+            )
+        else:
+            log.debug("kafka client error code=%s %s", error.name(), error.str())
