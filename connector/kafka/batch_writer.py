@@ -7,6 +7,10 @@ polls the client; they are counted there, and the event loop is woken once, when
 came. No asyncio future, timer or callback exists per record: that per-record bookkeeping cost
 as much as aiokafka's own send (``docs/benchmarks.md``).
 
+The broker refuses a partition's whole record batch when one record in it is larger than the
+topic takes, so a record refused in a batch is written again alone: only a record refused alone
+is reported refused (:attr:`WriteError.refused`), and the others of its batch are stored.
+
 A batch that is not fully reported within ``deadline`` seconds ends with the records still
 unreported marked :class:`WriteTimeout` (librdkafka is told to give up on them after the same
 time; one already on the wire may still be stored, which an at-least-once writer tolerates). A
@@ -193,7 +197,14 @@ class BatchWriter:
                 reports.refuse(index, WriteError(f"Kafka refused the record: {error}", code))
         with contextlib.suppress(TimeoutError):  # the records unreported by then: WriteTimeout
             await asyncio.wait_for(asyncio.shield(reports.done), self._deadline)
-        return reports.close(self._deadline)
+        outcomes = reports.close(self._deadline)
+        if len(records) > 1:
+            # The broker refuses a partition's whole record batch when one record is too large:
+            # a record is known refused only once it was refused alone.
+            for index, outcome in enumerate(outcomes):
+                if outcome is not None and outcome.refused:
+                    (outcomes[index],) = await self.write([records[index]])
+        return outcomes
 
     async def close(self) -> None:
         """Deliver what is pending (bounded by the deadline), then release the client."""

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
+from confluent_kafka import KafkaError
 
+from connector.kafka.batch_writer import WriteError, WriteTimeout
 from connector.worker.delivery import (
     CoreHooks,
     DeliveryAborted,
@@ -201,6 +203,11 @@ async def test_a_writer_holding_the_lock_keeps_batches_waiting() -> None:
         (ValueError("larger than max_request_size"), True),
         (KafkaTimeoutError(), False),
         (NotLeaderForPartitionError(), False),
+        (WriteError("too large", KafkaError.MSG_SIZE_TOO_LARGE), True),
+        (WriteError("invalid", KafkaError.INVALID_RECORD), True),
+        (WriteError("the producer's local queue is full"), False),
+        (WriteError("not leader", KafkaError.NOT_LEADER_FOR_PARTITION), False),
+        (WriteTimeout("not acknowledged within 30 s"), False),
     ],
 )
 def test_which_errors_refuse_the_record(error: BaseException, refused: bool) -> None:
