@@ -139,10 +139,11 @@ class Context:
         self.report.details.setdefault("profiles", {})[profile.name] = {
             "summary": str(profile.summary_path),
             "folded": str(profile.folded),
+            "svg": str(profile.svg),
             "top_self": found.get("self", [])[:10],
             "top_connector": found.get("connector_inclusive", [])[:10],
         }
-        progress(f"  profile: {profile.summary_path}")
+        progress(f"  profile: {profile.summary_path}, flame graph: {profile.svg}")
 
     def prefix(self, name: str) -> str:
         return f"bench-{self.run_id}-{name}"
@@ -303,7 +304,6 @@ class Context:
             return lag
         finally:
             consumer.close()
-
 
     def consumed(self, group: str, topics: list[str]) -> list[str]:
         """Those of ``topics`` that consumer group ``group`` has committed offsets on (the

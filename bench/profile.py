@@ -2,10 +2,10 @@
 
 ``python -m bench --profile`` attaches ``py-spy record`` to the source during its saturation run
 and to the worker during its pipeline drain and its end-to-end runs, for exactly the measured
-window, and keeps the
-collapsed stacks (``<name>.folded``, for flamegraph tools and speedscope) plus a summary of where
-the time went (``<name>.txt``): the functions with the most samples on top of the stack (self)
-and anywhere on it (inclusive), and which of the connector's own functions cost most inclusive.
+window, and keeps the collapsed stacks (``<name>.folded``, for flamegraph tools and speedscope),
+a flame graph of them (``<name>.svg``, bench.flamegraph) plus a summary of where the time went
+(``<name>.txt``): the functions with the most samples on top of the stack (self) and anywhere on
+it (inclusive), and which of the connector's own functions cost most inclusive.
 Sampling slows the target (py-spy stops it briefly to read its stacks, 100 times a second; only
 the thread holding the GIL is sampled, so the profile shows where Python spends CPU):
 figures of a profiled run are not the ones to quote.
@@ -19,6 +19,9 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from bench.flamegraph import render_svg
+from bench.stacks import is_connector, stacks
 
 RATE = 100
 """Samples per second."""
@@ -41,6 +44,7 @@ class Profile:
         self.name = name
         self.folded = folder / f"{name}.folded"
         self.summary_path = folder / f"{name}.txt"
+        self.svg = folder / f"{name}.svg"
         exe = shutil.which("py-spy") or str(Path(_venv_bin()) / "py-spy")
         argv = [exe, "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw",
                 "--output", str(self.folded), "--gil"]  # fmt: skip
@@ -51,7 +55,7 @@ class Profile:
         )
 
     def stop(self) -> dict[str, Any]:
-        """Stop sampling, write the summary, return it (empty when py-spy failed)."""
+        """Stop sampling, write the summary and the flame graph, return the summary ({} if none)."""
         if self._process.poll() is None:
             self._process.send_signal(signal.SIGINT)
             try:
@@ -61,23 +65,11 @@ class Profile:
                 self._process.wait()
         if not self.folded.exists():
             return {}
-        found = summarize(self.folded.read_text(errors="replace"))
+        folded = self.folded.read_text(errors="replace")
+        found = summarize(folded)
         self.summary_path.write_text(render(found))
+        self.svg.write_text(render_svg(folded, f"py-spy: {self.name}"), encoding="utf-8")
         return found
-
-
-def _function(frame: str) -> str:
-    """``name (path/to/module.py:123)`` -> ``name (module.py)``."""
-    name, _, where = frame.partition(" (")
-    path = where.rstrip(")").rsplit(":", 1)[0]
-    parts = path.split("/")
-    if "site-packages" in parts:
-        parts = parts[parts.index("site-packages") + 1 :]
-    elif "connector" in parts:
-        parts = parts[parts.index("connector") :]
-    else:
-        parts = parts[-2:]
-    return f"{name} ({'/'.join(parts)})"
 
 
 def summarize(folded: str, top: int = 25) -> dict[str, Any]:
@@ -85,19 +77,12 @@ def summarize(folded: str, top: int = 25) -> dict[str, Any]:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in folded.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = [_function(f) for f in stack.split(";") if " (" in f]
-        if not frames:
-            continue
+    for frames, count in stacks(folded):
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
-    connector = Counter({f: n for f, n in inclusive.items() if "(connector/" in f})
+    connector = Counter({f: n for f, n in inclusive.items() if is_connector(f)})
     return {
         "samples": total,
         "self": [(f, n / total) for f, n in own.most_common(top)] if total else [],
