@@ -9,7 +9,6 @@ finishing the batch in hand; its exit code is the command's.
 
 from __future__ import annotations
 
-import gc
 import logging
 
 import faust
@@ -76,15 +75,6 @@ def create_internal_topics(
     create_topics(settings, [spec], admin=admin)
 
 
-def freeze_startup_objects() -> None:
-    """Move everything alive before the worker starts (modules, schemas, the app) out of the
-    garbage collector's sight (``gc.freeze``). A full collection otherwise scans them all each
-    time: 30 to 90 ms pauses of the event loop every few seconds under load, which were the
-    end-to-end latency's p99; with them frozen, 5 to 18 ms (``docs/benchmarks.md``)."""
-    gc.collect()
-    gc.freeze()
-
-
 def run_worker(settings: Settings) -> int:
     """Run the worker until stopped; returns the process exit code."""
     codec = build_codec(settings)
@@ -101,7 +91,6 @@ def run_worker(settings: Settings) -> int:
         type(codec.framing).__name__,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
-    freeze_startup_objects()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
