@@ -97,8 +97,9 @@ class Settings(BaseSettings):
     # Standby replicas of every table (Faust's table_standby_replicas): other workers keep a copy
     # up to date, so a partition moving to them does not wait for a rebuild from the changelog.
     worker_standby_replicas: int = Field(default=1, ge=0)
-    # How long the worker's producer waits to fill a batch before sending (Faust's producer_linger).
-    # Fewer, larger produce requests cost less CPU (5 ms: worker CPU per event -6 %, noisy), but a
+    # How long the worker's producers (Faust's producer_linger for the tables, the librdkafka topic
+    # writer's linger.ms) wait to fill a request. Fewer, larger requests cost less CPU (5 ms: no
+    # measurable change in an A/B of the whole drain, docs/benchmarks.md), but a
     # write held back is one a worker frozen right then sends after it thaws, past the freeze fence
     # (worker.patches.fence; restores skip the stale state by its stamp, but agent_scores holds
     # it until the owner repairs it): so 0 unless you accept that.
