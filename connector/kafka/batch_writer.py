@@ -31,11 +31,10 @@ from typing import Any, Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.kafka.coalescing_log import CoalescingLog
-from connector.kafka.refusals import client_creation_error, refusal, settings_to_check
+from connector.kafka.polling import ClientErrors, PolledClient
+from connector.kafka.refusals import client_creation_error
 
 log = logging.getLogger(__name__)
-
-_POLL_SECONDS: Final = 0.1
 
 RECORD_REFUSALS: Final = frozenset(
     {
@@ -129,25 +128,6 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class _Polled:
-    """A client and the thread that serves its callbacks."""
-
-    def __init__(self, client: Producer, name: str) -> None:
-        self.client = client
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.client.poll(_POLL_SECONDS)
-
-    def close(self, timeout: float) -> int:
-        self._stop.set()
-        self._thread.join()
-        return int(self.client.flush(timeout))
-
-
 class BatchWriter:
     """Writes batches of records durably (module docstring); one per process is enough."""
 
@@ -165,10 +145,9 @@ class BatchWriter:
         self._config = dict(config)
         self._deadline = deadline
         self._name = name
-        self._meanwhile = meanwhile
-        self._current: _Polled | None = None
-        self._fatal_error: str | None = None
+        self._current: PolledClient | None = None
         self._log = CoalescingLog(log)
+        self._errors = ClientErrors(self._config, self._log, meanwhile)
         self._librdkafka_log = CoalescingLog(logging.getLogger(f"connector.{name}.librdkafka"))
 
     async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | None]:
@@ -219,45 +198,21 @@ class BatchWriter:
         self._librdkafka_log.flush()
 
     def _client(self) -> Producer:
-        if self._current is not None and self._fatal_error is not None:
+        if self._current is not None and self._errors.fatal is not None:
             log.error(
                 "%s: kafka writer replaced after a fatal error error=%s",
                 self._name,
-                self._fatal_error,
+                self._errors.fatal,
             )
             old, self._current = self._current, None
             threading.Thread(target=old.close, args=(1.0,), daemon=True).start()
-        self._fatal_error = None
+        self._errors.fatal = None
         if self._current is None:
-            config = {**self._config, "error_cb": self._on_error, "logger": self._librdkafka_log}
+            config = {**self._config, "error_cb": self._errors, "logger": self._librdkafka_log}
             try:
                 client = Producer(config)
             except KafkaException as exc:
                 raise client_creation_error(self._config, exc) from exc
-            self._current = _Polled(client, f"kafka-{self._name}-poll")
-        return self._current.client
-
-    def _on_error(self, error: KafkaError) -> None:
-        # Runs on the poll thread. librdkafka retries transport errors itself.
-        if error.fatal():
-            log.error(
-                "%s: kafka client fatal error code=%s %s", self._name, error.name(), error.str()
-            )
-            self._fatal_error = f"{error.name()}: {error.str()}"
-        elif (reason := refusal(error)) is not None:
-            self._log.error(
-                "kafka refused the connection code=%s %s: %s; %s",
-                error.name(),
-                reason,
-                self._meanwhile,
-                settings_to_check(self._config, reason),
-            )
-        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._log.warning(
-                "cannot reach Kafka at %s: %s until it answers;"
-                " check KAFKA_BOOTSTRAP_SERVERS and that the broker is running and reachable",
-                self._config.get("bootstrap.servers"),
-                self._meanwhile,
-            )
-        else:
-            log.debug("kafka client error code=%s %s", error.name(), error.str())
+            self._current = PolledClient(client, f"kafka-{self._name}-poll")
+        current: Producer = self._current.client
+        return current

@@ -42,14 +42,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.errors import ConnectorError
 from connector.kafka.coalescing_log import CoalescingLog
-from connector.kafka.refusals import client_creation_error, refusal, settings_to_check
+from connector.kafka.polling import ClientErrors, PolledClient
+from connector.kafka.refusals import client_creation_error
 from connector.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
 
-_POLL_INTERVAL_SECONDS: Final = 0.1
 _METADATA_TIMEOUT_SECONDS: Final = 1.0
 _READINESS_TTL_SECONDS: Final = 2.0
 # Room for the record headers on top of the largest body the source accepts.
@@ -151,27 +151,6 @@ def _confluent_client(config: dict[str, Any]) -> KafkaClient:
     return Producer(config)
 
 
-class _PolledClient:
-    """One librdkafka client and the thread that serves its callbacks (``poll()``)."""
-
-    def __init__(self, client: KafkaClient) -> None:
-        self.client = client
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kafka-source-poll", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.client.poll(_POLL_INTERVAL_SECONDS)
-
-    def close(self, timeout: float) -> int:
-        """Stop polling, then deliver what is pending within ``timeout``; blocking."""
-        self._stop.set()
-        self._thread.join()
-        # flush() serves the remaining delivery callbacks itself.
-        return self.client.flush(timeout)
-
-
 class KafkaDurableProducer:
     """:class:`DurableProducer` on confluent-kafka, driven from the running asyncio loop.
 
@@ -190,9 +169,8 @@ class KafkaDurableProducer:
         self._config = config
         self._delivery_timeout = delivery_timeout
         self._client_factory = client_factory
-        self._current: _PolledClient | None = None
+        self._current: PolledClient | None = None
         self._retiring: set[asyncio.Future[int]] = set()
-        self._fatal_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handoff: _Handoff | None = None
         self._deadlines: _Deadlines | None = None
@@ -200,6 +178,7 @@ class KafkaDurableProducer:
         self._ready_checked_at = -_READINESS_TTL_SECONDS
         self._ready = False
         self._log = CoalescingLog(log)
+        self._errors = ClientErrors(config, self._log, "webhooks are answered 503")
         self._librdkafka_log = CoalescingLog(logging.getLogger("connector.source.librdkafka"))
 
     @classmethod
@@ -214,14 +193,14 @@ class KafkaDurableProducer:
         self._deadlines = _Deadlines(self._loop, self._delivery_timeout)
         self._current = self._new_client()
 
-    def _new_client(self) -> _PolledClient:
+    def _new_client(self) -> PolledClient:
         try:
             client = self._client_factory(
-                {**self._config, "error_cb": self._on_client_error, "logger": self._librdkafka_log}
+                {**self._config, "error_cb": self._errors, "logger": self._librdkafka_log}
             )
         except KafkaException as exc:
             raise client_creation_error(self._config, exc) from exc
-        return _PolledClient(client)
+        return PolledClient(client, "kafka-source-poll")
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> DeliveryReport:
         client, loop = self._started()
@@ -273,41 +252,20 @@ class KafkaDurableProducer:
     def _started(self) -> tuple[KafkaClient, asyncio.AbstractEventLoop]:
         if self._current is None or self._loop is None:
             raise ProduceError("the producer is not started")
-        if self._fatal_error is not None:
+        if self._errors.fatal is not None:
             self._replace_client()
         assert self._current is not None
         return self._current.client, self._loop
 
     def _replace_client(self) -> None:
-        log.error("kafka producer replaced after a fatal error error=%s", self._fatal_error)
-        self._fatal_error = None
+        log.error("kafka producer replaced after a fatal error error=%s", self._errors.fatal)
+        self._errors.fatal = None
         old, self._current = self._current, self._new_client()
         if old is not None and self._loop is not None:
             # The old client fails its pending records (their senders get 503); off the loop.
             retiring = self._loop.run_in_executor(None, old.close, 1.0)
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
-
-    def _on_client_error(self, error: KafkaError) -> None:
-        # Runs on a poll thread. librdkafka retries transport errors itself; its own log says so.
-        if error.fatal():
-            log.error("kafka client fatal error code=%s %s", error.name(), error.str())
-            self._fatal_error = f"{error.name()}: {error.str()}"
-        elif (reason := refusal(error)) is not None:  # credentials or TLS: nothing gets through
-            self._log.error(
-                "kafka refused the connection code=%s %s: webhooks are answered 503; %s",
-                error.name(),
-                reason,
-                settings_to_check(self._config, reason),
-            )
-        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._log.warning(
-                "cannot reach Kafka at %s: webhooks are answered 503 until it answers;"
-                " check KAFKA_BOOTSTRAP_SERVERS and that the broker is running and reachable",
-                self._config.get("bootstrap.servers"),
-            )
-        else:
-            log.debug("kafka client error code=%s %s", error.name(), error.str())
 
     @staticmethod
     def _on_delivery(
