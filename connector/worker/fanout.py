@@ -10,11 +10,11 @@ acknowledges):
    batch: the first is written, the later ones are retries when within the retention;
 3. a typed record Kafka refuses for itself (too large) becomes a dead letter (``produce_failed``);
    a refused dead letter is given up, logged and counted;
-3. each new typed record may have writes derived from it (:data:`Derivation`; the aggregates'
+4. each new typed record may have writes derived from it (:data:`Derivation`; the aggregates'
    score event keyed by agent, :mod:`connector.worker.aggregates.rekeying`), written in the same
    plan, so they are stored before the raw record is acknowledged; a refused derived write is
    retried;
-4. once every write is stored, the typed events are marked seen in the deduplication table (after
+5. once every write is stored, the typed events are marked seen in the deduplication table (after
    the write, so a crash in between at worst repeats a record, never loses one) and counted.
 
 Records are routed in raw order and written in that order per partition; only a retried write may
