@@ -173,6 +173,7 @@ class DeliveryCore:
         self.name = name
         self.handler = handler
         self._sink = sink
+        self._batch_sink = sink if isinstance(sink, BatchSink) else None
         self._stopping = stopping
         self._refetcher = refetcher
         self._fence = fence
@@ -285,8 +286,8 @@ class DeliveryCore:
         return self._clock()
 
     async def _send_all(self, writes: Sequence[Write]) -> list[Any]:
-        if isinstance(self._sink, BatchSink):
-            return await self._sink.write_all(writes)
+        if self._batch_sink is not None:
+            return await self._batch_sink.write_all(writes)
         waiting: list[Awaitable[Any]] = []
         for write in writes:
             try:
