@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     schema_registry_ssl_ca_location: str | None = None
     schema_registry_ssl_certificate_location: str | None = None
     schema_registry_ssl_key_location: str | None = None
+    # How long one registry request may take before the client gives up on it and retries it
+    # (up to 3 times): a registry that stops answering fails the worker's start-up with an
+    # error naming the subject, instead of hanging it.
+    schema_registry_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Zoom app secret token(s): a comma-separated list is accepted (rotation, several apps).
     zoom_webhook_secret_token: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -24,7 +24,9 @@ Two checks of our own, for what registries leave to their configuration:
 Basic auth: ``SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO`` (``user:password``). TLS:
 ``SCHEMA_REGISTRY_SSL_CA_LOCATION`` (CA file to verify an ``https://`` registry; the system's CAs
 otherwise), ``SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION`` and ``SCHEMA_REGISTRY_SSL_KEY_LOCATION``
-(a client certificate, for a registry requiring mutual TLS).
+(a client certificate, for a registry requiring mutual TLS). ``SCHEMA_REGISTRY_TIMEOUT_SECONDS``
+bounds each request; the client retries a request that timed out (3 times), then registration
+fails with :class:`SchemaRegistrationError` instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -90,10 +92,13 @@ def registry_client(settings: Settings) -> SchemaRegistryClient:
 
 
 def registry_client_config(settings: Settings) -> dict[str, Any]:
-    """The ``SchemaRegistryClient`` configuration: URL, basic auth and TLS files."""
+    """The ``SchemaRegistryClient`` configuration: URL, request timeout, basic auth, TLS files."""
     if not settings.schema_registry_url:
         raise ConfigurationError("SCHEMA_REGISTRY_URL is not set")
-    config: dict[str, Any] = {"url": settings.schema_registry_url}
+    config: dict[str, Any] = {
+        "url": settings.schema_registry_url,
+        "timeout": settings.schema_registry_timeout_seconds,
+    }
     if settings.schema_registry_basic_auth_user_info is not None:
         config["basic.auth.user.info"] = (
             settings.schema_registry_basic_auth_user_info.get_secret_value()

@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from connector.registry import registry_client
+from connector.settings import Settings
 from tests.containers.conftest import (
     CONNECTOR_IMAGE,
     KAFKA_IMAGE,
@@ -137,7 +138,7 @@ def test_webhook_through_the_stack_to_a_typed_record(stack: Stack) -> None:
     value = bytes.fromhex(value_hex.strip().splitlines()[-1])
     assert value[0] == 0, "Confluent wire format: magic byte 0, then the schema id"
     registry = f"{stack.url('schema-registry', 8080)}/apis/ccompat/v7"
-    with SchemaRegistryClient({"url": registry}) as client:
+    with registry_client(Settings(schema_registry_url=registry)) as client:
         deserializer = AvroDeserializer(client)
         record = deserializer(value, SerializationContext(TYPED_TOPIC, MessageField.VALUE))
         subjects = client.get_subjects()

@@ -35,12 +35,12 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connector.avro.codec import EventCodec
 from connector.kafka.admin import create_topics, topic_specs
+from connector.registry import registry_client
 from connector.settings import Settings
 from connector.spec import load_catalog
 from connector.topics import TopicNames
@@ -722,7 +722,7 @@ def test_any_worker_answers_for_any_agent(
 def test_agent_scores_in_confluent_framing_with_a_registry(
     deployment: Deployment, start_worker: Callable[[str], Worker], schema_registry: str
 ) -> None:
-    with SchemaRegistryClient({"url": schema_registry}) as client:
+    with registry_client(Settings(schema_registry_url=schema_registry)) as client:
         deployment.env["SCHEMA_REGISTRY_URL"] = schema_registry
         stream = generate(seed=3, now_ms=int(time.time() * 1000))
         arrivals = [(k, b) for k, b in stream.arrivals if k == "raw"][:300]

@@ -30,6 +30,7 @@ from connector.registry import (
     RemovedEnumSymbolError,
     compatibility_level,
     register_schemas,
+    registry_client,
 )
 from connector.settings import Settings
 from connector.spec import load_catalog
@@ -43,8 +44,8 @@ ENUM_NAME = "EvaluationCompletedPayloadObjectEvaluationType"
 
 @pytest.fixture
 def client(schema_registry: str) -> Iterator[SchemaRegistryClient]:
-    with SchemaRegistryClient({"url": schema_registry}) as registry_client:
-        yield registry_client
+    with registry_client(Settings(schema_registry_url=schema_registry)) as opened:
+        yield opened
 
 
 @pytest.fixture

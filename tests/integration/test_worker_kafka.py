@@ -23,13 +23,14 @@ from typing import Any
 import fastavro
 import pytest
 from confluent_kafka import Message
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from connector.avro.codec import parse_event
 from connector.avro.errors import Reason
 from connector.paths import avro_schemas_dir
+from connector.registry import registry_client
+from connector.settings import Settings
 from connector.worker.identity import event_identity
 from tests.processes import (
     CATALOG,
@@ -403,7 +404,7 @@ def test_no_typed_record_is_lost_when_the_worker_is_killed(
 def test_records_decode_through_confluent_avro_deserializer(
     deployment: Deployment, start_worker: Callable[..., WorkerProcess], schema_registry: str
 ) -> None:
-    with SchemaRegistryClient({"url": schema_registry}) as client:
+    with registry_client(Settings(schema_registry_url=schema_registry)) as client:
         deployment.extra_env["SCHEMA_REGISTRY_URL"] = schema_registry
         raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
         for event_type in CATALOG.event_types:

@@ -9,7 +9,6 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -17,6 +16,7 @@ from connector.avro.codec import load_schemas
 from connector.avro.framing import ConfluentFraming, crc64_avro
 from connector.avro.generator import stale_files
 from connector.paths import avro_schemas_dir
+from connector.registry import registry_client
 from connector.settings import Settings
 from connector.spec import load_catalog
 from connector.worker.aggregates.events import Evaluation, InteractionAnalysis
@@ -113,7 +113,7 @@ def test_registered_under_the_agent_scores_subject(registry: FakeSchemaRegistry)
     value = codec.encode(_document()["evaluations"])
     assert value[:5] == b"\x00" + struct.pack(">I", schema_id)
     # a downstream consumer reads it with confluent-kafka's deserializer and the registry
-    deserializer = AvroDeserializer(SchemaRegistryClient({"url": registry.url}))
+    deserializer = AvroDeserializer(registry_client(Settings(schema_registry_url=registry.url)))
     datum: Any = deserializer(value, SerializationContext("acme.agent_scores", MessageField.VALUE))
     assert datum["agent_id"] == "agent-1"
     assert datum["evaluations"]["lifetime"]["count"] == 2

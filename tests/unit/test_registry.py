@@ -4,14 +4,16 @@ Registration, the wire format, 409s and compatibility levels are tested against 
 (a local Apicurio Registry) in ``tests/integration/test_registry_apicurio.py``. Here
 :class:`FakeSchemaRegistry`, a few endpoints of the Confluent API over real HTTP, stands in for
 the faults Apicurio cannot produce without an identity server: basic auth sent, and refused
-(401). Plus an unreachable registry.
+(401). Plus an unreachable registry, and one that accepts connections but never answers.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -166,3 +168,40 @@ def test_wrong_credentials_and_unreachable_registry_are_clear_errors(
         pytest.raises(SchemaRegistrationError, match="cannot register"),
     ):
         register_schemas(unreachable, load_schemas(), client=client)
+
+
+class SilentRegistry:
+    """A port that accepts connections and never answers: a registry that has stopped serving."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            self.connections.append(connection)
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_registry_that_stops_answering_fails_registration_in_bounded_time() -> None:
+    registry = SilentRegistry()
+    settings = Settings(schema_registry_url=registry.url, schema_registry_timeout_seconds=0.2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SchemaRegistrationError, match=r"cannot register.*Timeout"):
+            register_schemas(settings, load_schemas())
+    finally:
+        registry.close()
+    # each request timed out after 0.2 s and was retried on a new connection, with backoff
+    assert len(registry.connections) >= 2
+    assert time.monotonic() - started < 30

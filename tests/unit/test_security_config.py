@@ -477,9 +477,11 @@ def test_registry_client_config(pki: Pki) -> None:
         schema_registry_ssl_ca_location=str(pki.ca),
         schema_registry_ssl_certificate_location=str(pki.client_cert),
         schema_registry_ssl_key_location=str(pki.client_key),
+        schema_registry_timeout_seconds=2.5,
     )
     assert registry_client_config(settings) == {
         "url": "https://registry:8081",
+        "timeout": 2.5,
         "basic.auth.user.info": "zoom:s3cret",
         "ssl.ca.location": str(pki.ca),
         "ssl.certificate.location": str(pki.client_cert),
@@ -491,7 +493,7 @@ def test_registry_client_config(pki: Pki) -> None:
         kafka_security_protocol="SSL",
         kafka_ssl_ca_location=str(pki.ca),
     )
-    assert registry_client_config(kafka_only) == {"url": "https://registry:8081"}
+    assert registry_client_config(kafka_only) == {"url": "https://registry:8081", "timeout": 10.0}
 
 
 @pytest.fixture
