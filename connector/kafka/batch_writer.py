@@ -2,10 +2,11 @@
 
 :meth:`BatchWriter.write` hands every record of a batch to a confluent-kafka ``Producer``
 (idempotent, ``acks=all``) and returns, once librdkafka reported each of them, one outcome per
-record: ``None`` (stored) or a :class:`WriteError`. The delivery reports arrive on a thread that
-polls the client; they are counted there, and the event loop is woken once, when the last one
-came. No asyncio future, timer or callback exists per record: that per-record bookkeeping cost
-as much as aiokafka's own send (``docs/benchmarks.md``).
+record: the offset it was stored at (-1 if librdkafka did not say), or a :class:`WriteError`.
+The delivery reports arrive on a thread that polls the client; they are counted there, and the
+event loop is woken once, when the last one came. No asyncio future, timer or callback exists
+per record: that per-record bookkeeping cost as much as aiokafka's own send
+(``docs/benchmarks.md``).
 
 The broker refuses a partition's whole record batch when one record in it is larger than the
 topic takes, so a record refused in a batch is written again alone: only a record refused alone
@@ -82,7 +83,7 @@ class _Reports:
     """The delivery reports of one batch, counted on the poll thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
-        self.outcomes: list[WriteError | None] = [None] * size
+        self.outcomes: list[WriteError | int] = [-1] * size
         self.reported = [False] * size
         self._loop = loop
         self._waiting = size
@@ -98,6 +99,9 @@ class _Reports:
             if error is not None:
                 text = f"delivery failed: {error.name()}: {error.str()}"
                 self.outcomes[index] = WriteError(text, error.code())
+            elif message is not None:
+                offset = message.offset()
+                self.outcomes[index] = -1 if offset is None else offset
             self._waiting -= 1
             if self._waiting:
                 return
@@ -114,7 +118,7 @@ class _Reports:
         if last:
             _resolve(self.done)
 
-    def close(self, deadline: float) -> list[WriteError | None]:
+    def close(self, deadline: float) -> list[WriteError | int]:
         with self._lock:
             self.closed = True
             for index, reported in enumerate(self.reported):
@@ -150,8 +154,9 @@ class BatchWriter:
         self._errors = ClientErrors(self._config, self._log, meanwhile)
         self._librdkafka_log = CoalescingLog(logging.getLogger(f"connector.{name}.librdkafka"))
 
-    async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | None]:
-        """Each record's outcome, in order, once librdkafka reported all (or the deadline)."""
+    async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | int]:
+        """Each record's outcome, in order, once librdkafka reported all (or the deadline): the
+        offset it was stored at, or why it was not."""
         if not records:
             return []
         client = self._client()
@@ -181,7 +186,7 @@ class BatchWriter:
             # The broker refuses a partition's whole record batch when one record is too large:
             # a record is known refused only once it was refused alone.
             for index, outcome in enumerate(outcomes):
-                if outcome is not None and outcome.refused:
+                if isinstance(outcome, WriteError) and outcome.refused:
                     (outcomes[index],) = await self.write([records[index]])
         return outcomes
 

@@ -1,11 +1,18 @@
-"""Where the delivery core's writes go: topic records to librdkafka, table entries to Faust.
+"""Where the delivery core's writes go: every record of a batch to librdkafka at once.
 
-Topic records (typed records, dead letters, score events, ``agent_scores``) of a batch are handed
-together to a :class:`~connector.kafka.batch_writer.BatchWriter` (librdkafka, idempotent,
-``acks=all``, the murmur2 partitioner of Kafka's Java client and of Faust's producer; built by
-:func:`topic_writer`) and awaited once. Without a writer (unit tests) they go to Faust's
-producer as Faust topics of raw bytes. A table entry is stored locally under the record it was
-computed from, then sent to the table's changelog by Faust, which owns the table.
+A batch's topic records (typed records, dead letters, score events, ``agent_scores``) and its
+table entries' changelog records are handed together to a
+:class:`~connector.kafka.batch_writer.BatchWriter` (librdkafka, idempotent, ``acks=all``, the
+murmur2 partitioner of Kafka's Java client and of Faust's producer; built by
+:func:`topic_writer`) and awaited once. A table entry is first stored in the Faust table, under
+the record it was computed from; its changelog record is the bytes Faust would write (the
+tables' keys and values are raw bytes) to the partition Faust would choose. Faust still owns the
+tables: it restores them from the changelog, serves them, and writes the dedup table's purges.
+Once a changelog record is stored, its offset is given to the table's store, as Faust does after
+its own writes (a RocksDB store restores from there).
+
+Without a writer (unit tests) topic records go to Faust's producer as Faust topics of raw bytes,
+and changelog records through the table's ``send_changelog``.
 """
 
 from __future__ import annotations
@@ -15,9 +22,10 @@ from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Final
 
 import faust
+from faust.types import TP
 
 from connector.kafka.admin import max_record_bytes
-from connector.kafka.batch_writer import BatchWriter, OutgoingRecord
+from connector.kafka.batch_writer import BatchWriter, OutgoingRecord, WriteError
 from connector.settings import Settings
 from connector.worker.delivery import StateWrite, TopicWrite, Write
 from connector.worker.patches import processing
@@ -67,21 +75,21 @@ class FaustSink:
         producer does."""
         self._app = app
         self._topics: dict[str, Any] = {}
-        self._tables = dict(tables or {})
+        self._tables: dict[str, Any] = {}
+        self._changelogs: dict[str, str] = {}
+        for name, table in (tables or {}).items():
+            self.add_table(name, table)
         self._writer = writer
         if writer is not None:
             app.on_before_shutdown.connect(self._close_writer)
 
     async def write_all(self, writes: Sequence[Write]) -> list[BaseException | None]:
-        """Every write of a batch; the topic records to the writer at once."""
+        """Each write of a batch, all records to the writer at once; each write's outcome."""
         if self._writer is None:
             return await _gather([await _sent(self.send(write)) for write in writes])
         records: list[OutgoingRecord] = []
-        at: list[int] = []
-        others: list[Awaitable[Any]] = []
         for write in writes:
             if isinstance(write, TopicWrite):
-                at.append(len(records))
                 records.append(
                     OutgoingRecord(
                         write.topic,
@@ -93,16 +101,21 @@ class FaustSink:
                     )
                 )
             else:
-                at.append(-1 - len(others))
-                others.append(self._put(write))
-        written, put = await asyncio.gather(self._writer.write(records), _gather(others))
-        return [written[i] if i >= 0 else put[-1 - i] for i in at]
+                records.append(self._changelog_record(write))
+        written = await self._writer.write(records)
+        self._persist_offsets(writes, written)
+        return [outcome if isinstance(outcome, WriteError) else None for outcome in written]
 
     def declare(self, topic: Any) -> None:
         """Write to ``topic`` (a Faust topic) as it is, e.g. an internal topic."""
         self._topics[topic.get_topic_name()] = topic
 
     def add_table(self, name: str, table: Any) -> None:
+        """Write ``table``'s entries; its keys and values must be raw bytes, as the changelog
+        records are written as they are."""
+        serializers = (table.key_serializer, table.value_serializer)
+        if serializers != ("raw", "raw"):
+            raise ValueError(f"table {name!r} is not of raw bytes: serializers {serializers}")
         self._tables[name] = table
 
     async def send(self, write: Write) -> Awaitable[Any]:
@@ -128,6 +141,32 @@ class FaustSink:
     async def _close_writer(self, app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         if self._writer is not None:
             await self._writer.close()
+
+    def _changelog_record(self, write: StateWrite) -> OutgoingRecord:
+        """Store the entry in its table; the changelog record Faust would write for it."""
+        table = self._tables[write.table]
+        if write.record is not None:
+            with processing(write.record):
+                table.data[write.key] = write.value
+        topic = self._changelogs.get(write.table)
+        if topic is None:
+            topic = self._changelogs[write.table] = table.changelog_topic.get_topic_name()
+        return OutgoingRecord(topic, write.key, write.value, (), write.partition)
+
+    def _persist_offsets(
+        self, writes: Sequence[Write], written: Sequence[WriteError | int]
+    ) -> None:
+        """Tell each table's store the last changelog offset this batch stored, per partition
+        (what Faust's ``Table._on_changelog_sent`` does; a memory store ignores it)."""
+        last: dict[tuple[str, int], int] = {}
+        for write, outcome in zip(writes, written, strict=True):
+            if isinstance(write, StateWrite) and not isinstance(outcome, WriteError):
+                key = (write.table, write.partition)
+                last[key] = max(outcome, last.get(key, -1))
+        for (name, partition), offset in last.items():
+            if offset >= 0:
+                tp = TP(self._changelogs[name], partition)
+                self._tables[name].data.set_persisted_offset(tp, offset)
 
     def _put(self, write: StateWrite) -> Awaitable[Any]:
         table = self._tables[write.table]

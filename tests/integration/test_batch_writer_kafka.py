@@ -53,17 +53,19 @@ def test_a_batch_is_stored_as_given_and_refusals_are_told_apart(
             await writer.close()
 
     outcomes = asyncio.run(write())
-    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int), outcomes
     refused = outcomes[1]
     assert refused is not None and getattr(refused, "refused", False), refused
     stored = {m.key(): (p, m) for p, m in _read(kafka_bootstrap, topic, 4, 2)}
     assert set(stored) == {b"agent-1", b"agent-3"}
     partition, first = stored[b"agent-1"]
     assert partition == 3 and first.value() == b"one" and first.headers() == [("h", b"1")]
+    assert first.offset() == outcomes[0]  # each stored record's outcome is its offset
     assert first.timestamp()[1] == 1_000
     partition, third = stored[b"agent-3"]
     assert partition == partition_for(b"agent-3", 4)
     assert third.timestamp()[1] == 3_000
+    assert third.offset() == outcomes[2]
 
 
 def test_an_unreachable_cluster_ends_the_batch_in_timeouts_not_refusals() -> None:

@@ -1,12 +1,12 @@
-"""The worker's sink: a batch's topic records to the writer at once, table entries to Faust."""
+"""The worker's sink: a batch's topic records and changelog records to the writer at once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 import faust
+import pytest
 
 from connector.kafka.batch_writer import OutgoingRecord, WriteError
 from connector.worker.delivery import BatchSink, StateWrite, TopicWrite
@@ -15,31 +15,49 @@ from tests.faust_fakes import FakeEvent, FakeMessage
 
 
 class _Writer:
+    """Stores every record at the next offset of its partition, but refuses the value b"big"."""
+
     def __init__(self) -> None:
         self.batches: list[list[OutgoingRecord]] = []
-        self.closed = False
+        self.ends: dict[tuple[str, int | None], int] = {}
 
-    async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | None]:
+    async def write(self, records: Sequence[OutgoingRecord]) -> list[WriteError | int]:
         self.batches.append(list(records))
-        return [WriteError("too large", 10) if r.value == b"big" else None for r in records]
+        outcomes: list[WriteError | int] = []
+        for record in records:
+            if record.value == b"big":
+                outcomes.append(WriteError("too large", 10))
+                continue
+            at = (record.topic, record.partition)
+            self.ends[at] = self.ends.get(at, -1) + 1
+            outcomes.append(self.ends[at])
+        return outcomes
 
     async def close(self) -> None:
-        self.closed = True
+        pass
+
+
+class _Store(dict[bytes, bytes]):
+    def __init__(self) -> None:
+        super().__init__()
+        self.persisted: dict[Any, int] = {}
+
+    def set_persisted_offset(self, tp: Any, offset: int) -> None:
+        self.persisted[tp] = offset
+
+
+class _Changelog:
+    def get_topic_name(self) -> str:
+        return "w-scores-changelog"
 
 
 class _Table:
-    def __init__(self) -> None:
-        self.data: dict[bytes, bytes] = {}
-        self.changelog: list[tuple[int, bytes, bytes]] = []
+    key_serializer = "raw"
+    value_serializer = "raw"
 
-    def send_changelog(self, partition: int, key: bytes, value: bytes) -> Any:
-        self.changelog.append((partition, key, value))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if value == b"lost":
-            future.set_exception(TimeoutError("changelog"))
-        else:
-            future.set_result(None)
-        return future
+    def __init__(self) -> None:
+        self.data = _Store()
+        self.changelog_topic = _Changelog()
 
 
 async def test_one_writer_call_per_batch_and_outcomes_in_the_batch_order() -> None:
@@ -51,7 +69,9 @@ async def test_one_writer_call_per_batch_and_outcomes_in_the_batch_order() -> No
         TopicWrite("typed", b"a", b"one", [("h", b"1")], timestamp_ms=7, partition=1),
         StateWrite("scores", 2, b"agent", b"state", record),
         TopicWrite("typed", b"b", b"big"),
-        StateWrite("scores", 2, b"other", b"lost", record),
+        StateWrite("scores", 2, b"other", b"big", record),
+        StateWrite("scores", 2, b"third", b"state-3", record),
+        StateWrite("scores", 0, b"repaired", b"held"),  # a repair: the changelog only
         TopicWrite("agent_scores", b"agent", b"figures"),
     ]
     outcomes = await sink.write_all(writes)
@@ -59,14 +79,34 @@ async def test_one_writer_call_per_batch_and_outcomes_in_the_batch_order() -> No
         None,
         None,
         "WriteError",
-        "TimeoutError",
+        "WriteError",
+        None,
+        None,
         None,
     ]
-    assert len(writer.batches) == 1
-    assert writer.batches[0] == [
-        OutgoingRecord("typed", b"a", b"one", [("h", b"1")], 1, 7),
-        OutgoingRecord("typed", b"b", b"big", [], None, None),
-        OutgoingRecord("agent_scores", b"agent", b"figures", [], None, None),
+    changelog = "w-scores-changelog"
+    assert writer.batches == [
+        [
+            OutgoingRecord("typed", b"a", b"one", [("h", b"1")], 1, 7),
+            OutgoingRecord(changelog, b"agent", b"state", (), 2),
+            OutgoingRecord("typed", b"b", b"big", [], None, None),
+            OutgoingRecord(changelog, b"other", b"big", (), 2),
+            OutgoingRecord(changelog, b"third", b"state-3", (), 2),
+            OutgoingRecord(changelog, b"repaired", b"held", (), 0),
+            OutgoingRecord("agent_scores", b"agent", b"figures", [], None, None),
+        ]
     ]
-    assert table.changelog == [(2, b"agent", b"state"), (2, b"other", b"lost")]
-    assert table.data == {b"agent": b"state", b"other": b"lost"}
+    # stored locally before the write (the delivery core retries what failed)
+    assert table.data == {b"agent": b"state", b"other": b"big", b"third": b"state-3"}
+    # the last stored offset of each changelog partition, as Faust's own writes would leave it
+    assert table.data.persisted == {
+        faust.types.TP(changelog, 2): 1,
+        faust.types.TP(changelog, 0): 0,
+    }
+
+
+def test_a_table_that_is_not_of_raw_bytes_is_refused() -> None:
+    table = _Table()
+    table.value_serializer = "json"
+    with pytest.raises(ValueError, match="not of raw bytes"):
+        FaustSink(faust.App("sink-test"), {"scores": table}, writer=_Writer())  # type: ignore[arg-type]

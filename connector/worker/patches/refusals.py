@@ -1,13 +1,14 @@
 """Which write errors are about the record itself, so retrying the same bytes cannot succeed.
 
 The delivery core (:mod:`connector.worker.delivery`) retries every other failure; a refused record
-is handed back to its agent (the raw agent dead-letters a typed record Kafka refused). Topic
-records are written by librdkafka (:mod:`connector.kafka.batch_writer` knows its codes); table
-entries by Faust's producer, whose aiokafka error classes are known here, with the patches.
+is handed back to its agent (the raw agent dead-letters a typed record Kafka refused). The
+worker's records, table entries included, are written by librdkafka
+(:mod:`connector.kafka.batch_writer` knows its codes); a sink built without that writer (unit
+tests) writes through Faust's producer, whose aiokafka error classes are known here.
 
 Patch: no upstream issue; transport-specific knowledge. Pinned by
 ``tests/unit/test_worker_delivery.py`` (a too-large record is refused, a timeout retried).
-Remove when the worker stops writing through Faust's aiokafka producer.
+The aiokafka half can go with the sink's path without the writer.
 """
 
 from __future__ import annotations
