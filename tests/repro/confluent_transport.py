@@ -50,9 +50,14 @@ def _bootstrap() -> str:
 
 
 def _create(bootstrap: str, *topics: str) -> None:
+    # No time-based retention: the sent record's timestamp (SENT_TIMESTAMP_MS) is years old, and
+    # the broker's next retention check would delete it before it is read back.
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=1, replication_factor=1) for t in topics]
+        [
+            NewTopic(t, num_partitions=1, replication_factor=1, config={"retention.ms": "-1"})
+            for t in topics
+        ]
     )
     for future in futures.values():
         future.result(timeout=30)
