@@ -38,6 +38,7 @@ from connector.worker import stalls
 from connector.worker.aggregates.install import install_agent_scores
 from connector.worker.context import Installer, WorkerContext
 from connector.worker.credentials import broker_credentials, broker_urls
+from connector.worker.dedup import TABLE as DEDUP_TABLE
 from connector.worker.dedup import DedupIndex
 from connector.worker.delivery import CoreHooks, DeliveryCore
 from connector.worker.fanout import FanOut
@@ -60,7 +61,6 @@ from connector.worker.stalls import Batches, StallWatch
 log = logging.getLogger(__name__)
 
 PIPELINE_AGENT = "zoom-raw-pipeline"
-DEDUP_TABLE = "dedup"
 _MAX_REQUEST_BYTES = 1024 * 1024
 
 
@@ -153,6 +153,7 @@ def install_fan_out(app: faust.App, context: WorkerContext) -> None:
         # Let compaction reclaim purged entries within about one retention period.
         extra_topic_configs={"segment.ms": str(retention_ms)},
     )
+    context.sink.add_table(DEDUP_TABLE, table)
     dedup = DedupIndex(
         table,
         table.data,

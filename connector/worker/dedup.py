@@ -17,8 +17,11 @@ received it) and ``partition`` the raw partition it came from.
   a tombstone to the (compacted) changelog. Stream time rather than wall-clock time, so a worker
   catching up on a backlog after an outage does not forget events whose retries are still in the
   backlog; and a partition without traffic keeps its few entries until traffic resumes.
-* Only a typed record marks an event seen, and only once Kafka acknowledged it. A dead-lettered
-  event is not marked: once its cause is fixed, replaying it must produce the typed record.
+* Only a typed record marks an event seen, and only once Kafka acknowledged it:
+  :meth:`DedupIndex.mark` gives the entry as a write that follows the typed record's
+  (:class:`~connector.worker.delivery.Plan`), stored locally and in the changelog by the sink
+  before the raw record is acknowledged. A dead-lettered event is not marked: once its cause is
+  fixed, replaying it must produce the typed record.
 
 Why not a windowed table: a retry 90 minutes later falls in a later tumbling window, so a lookup
 would have to probe every window of the retention; hopping windows would write every entry once per
@@ -29,9 +32,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, MutableMapping
-from typing import Any
+from typing import Any, Final
+
+from connector.worker.delivery import StateWrite
 
 log = logging.getLogger(__name__)
+
+TABLE: Final = "dedup"
+"""The Faust table's name (its changelog: ``<WORKER_ID>-dedup-changelog``)."""
 
 Tombstone = Callable[[int, str], object]
 """Writes a deletion of ``key`` to the changelog partition ``partition``."""
@@ -79,10 +87,14 @@ class DedupIndex:
             return True
         return timestamp_ms - first_seen_ms <= self.retention_ms
 
-    def remember(self, event_id: str, partition: int, timestamp_ms: int | None) -> None:
-        """Mark ``event_id`` seen (call once its typed record is stored)."""
+    def mark(
+        self, event_id: str, partition: int, timestamp_ms: int | None, record: Any
+    ) -> StateWrite:
+        """The entry marking ``event_id`` seen, to write once its typed record is stored;
+        ``record``: the raw record (Faust event) it comes from."""
         first_seen = timestamp_ms if timestamp_ms is not None else self._stream_time.get(partition)
-        self._table[event_id] = [first_seen if first_seen is not None else 0, partition]
+        entry = [first_seen if first_seen is not None else 0, partition]
+        return StateWrite(TABLE, partition, event_id, entry, record)
 
     def purge(self, active_partitions: Collection[int] | None = None) -> int:
         """Delete entries past the retention on their partition; returns how many.

@@ -65,12 +65,13 @@ class TopicWrite:
 class StateWrite:
     """One entry of a table: stored locally under ``record`` (the record whose partition holds
     it) and written to the table's changelog partition ``partition``. Without a ``record`` the
-    value is held locally already and only the changelog is written (a repair)."""
+    value is held locally already and only the changelog is written (a repair). ``key`` and
+    ``value`` are as the table holds them (the sink serializes them as the table does)."""
 
     table: str
     partition: int
-    key: bytes
-    value: bytes
+    key: Any
+    value: Any
     record: Any = None
 
 
@@ -84,10 +85,12 @@ def _nothing(stored_at: float) -> None:
 @dataclass
 class Plan:
     """What a handler wants written for a batch, and what to do once Kafka stored all of it.
-    ``stored`` is called with the time (``time.time()``) the last acknowledgement came."""
+    ``stored`` is called with the time (``time.time()``) the last acknowledgement came; it may
+    return writes that must only follow those (the dedup marks), which the core writes before it
+    acknowledges the batch."""
 
     writes: list[Write] = field(default_factory=list)
-    stored: Callable[[float], None] = _nothing
+    stored: Callable[[float], Sequence[Write] | None] = _nothing
 
 
 class Handler(Protocol):
@@ -233,7 +236,9 @@ class DeliveryCore:
             # Nothing awaits between the fence and the first write.
             plan = self.handler.plan(received)
             stored_at = await self.deliver(plan.writes)
-            plan.stored(stored_at)
+            following = plan.stored(stored_at)
+            if following:
+                await self.deliver(following)
         for event in events:  # the records read again are registered apart (settle)
             await ack(event)
             message = event.message

@@ -14,8 +14,10 @@ acknowledges):
    score event keyed by agent, :mod:`connector.worker.aggregates.rekeying`), written in the same
    plan, so they are stored before the raw record is acknowledged; a refused derived write is
    retried;
-5. once every write is stored, the typed events are marked seen in the deduplication table (after
-   the write, so a crash in between at worst repeats a record, never loses one) and counted.
+5. once every write is stored, the batch is counted, and the typed events' dedup marks are
+   written (:meth:`~connector.worker.dedup.DedupIndex.mark`), before the raw records are
+   acknowledged: after the typed records, so a crash in between at worst repeats a record, never
+   loses one.
 
 Records are routed in raw order and written in that order per partition; only a retried write may
 land after a later one.
@@ -31,7 +33,7 @@ from typing import Any
 
 from connector.worker.dead_letters import PipelineReason, Refusal
 from connector.worker.dedup import DedupIndex
-from connector.worker.delivery import Plan, TopicWrite, Write
+from connector.worker.delivery import Plan, StateWrite, TopicWrite, Write
 from connector.worker.metrics import WorkerMetrics
 from connector.worker.patches import processing
 from connector.worker.routing import DeadLetter, Outcome, RawRecord, Router, TypedRecord
@@ -114,7 +116,9 @@ class FanOut:
         return writes
 
     def refused(self, write: Write, error: BaseException) -> Write | None:
-        assert isinstance(write, TopicWrite)
+        if isinstance(write, StateWrite):  # a dedup mark: a retry may make a second typed record
+            log.error("dedup mark refused, dropped event_id=%s error=%r", write.key, error)
+            return None
         if write.origin is None:  # a derived write: small, retried until Kafka takes it
             return write
         item: _Item = write.origin
@@ -163,22 +167,20 @@ class FanOut:
             log.exception("deduplication lookup failed event_id=%s", typed.event_id)
             return False
 
-    def _stored(self, items: Sequence[_Item], stored_at: float) -> None:
+    def _stored(self, items: Sequence[_Item], stored_at: float) -> list[Write]:
+        """Count the batch; the dedup marks of its new typed records, to write next."""
+        marks: list[Write] = []
         for item in items:
-            if not item.duplicate and not item.dropped:
-                self._remember(item)
-            self._count(item, stored_at)
-
-    def _remember(self, item: _Item) -> None:
-        if not isinstance(item.outcome, TypedRecord):
-            return
-        try:
-            with processing(item.event):
-                self._dedup.remember(
-                    item.outcome.event_id, item.record.partition, item.record.timestamp_ms
+            outcome = item.outcome
+            if isinstance(outcome, TypedRecord) and not item.duplicate and not item.dropped:
+                record = item.record
+                marks.append(
+                    self._dedup.mark(
+                        outcome.event_id, record.partition, record.timestamp_ms, item.event
+                    )
                 )
-        except Exception:
-            log.exception("deduplication update failed event_id=%s", item.outcome.event_id)
+            self._count(item, stored_at)
+        return marks
 
     def _count(self, item: _Item, stored_at: float) -> None:
         outcome = item.outcome

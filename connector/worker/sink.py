@@ -5,9 +5,9 @@ table entries' changelog records are handed together to a
 :class:`~connector.kafka.batch_writer.BatchWriter` (librdkafka, idempotent, ``acks=all``, the
 murmur2 partitioner of Kafka's Java client and of Faust's producer; built by
 :func:`topic_writer`) and awaited once. A table entry is first stored in the Faust table, under
-the record it was computed from; its changelog record is the bytes Faust would write (the
-tables' keys and values are raw bytes) to the partition Faust would choose. Faust still owns the
-tables: it restores them from the changelog, serves them, and writes the dedup table's purges.
+the record it was computed from; its changelog record is what Faust would write (serialized
+with the table's serializers) to the partition Faust would choose. Faust still owns the tables:
+it restores them from the changelog, serves them, and writes the dedup table's purges.
 Once a changelog record is stored, its offset is given to the table's store, as Faust does after
 its own writes (a RocksDB store restores from there).
 
@@ -111,12 +111,9 @@ class FaustSink:
         self._topics[topic.get_topic_name()] = topic
 
     def add_table(self, name: str, table: Any) -> None:
-        """Write ``table``'s entries; its keys and values must be raw bytes, as the changelog
-        records are written as they are."""
-        serializers = (table.key_serializer, table.value_serializer)
-        if serializers != ("raw", "raw"):
-            raise ValueError(f"table {name!r} is not of raw bytes: serializers {serializers}")
+        """Write ``table``'s entries (Faust tables; ``StateWrite.table`` names them)."""
         self._tables[name] = table
+        self._changelogs[name] = table.changelog_topic.get_topic_name()
 
     async def send(self, write: Write) -> Awaitable[Any]:
         if isinstance(write, StateWrite):
@@ -148,10 +145,12 @@ class FaustSink:
         if write.record is not None:
             with processing(write.record):
                 table.data[write.key] = write.value
-        topic = self._changelogs.get(write.table)
-        if topic is None:
-            topic = self._changelogs[write.table] = table.changelog_topic.get_topic_name()
-        return OutgoingRecord(topic, write.key, write.value, (), write.partition)
+        key, value = write.key, write.value
+        if table.key_serializer != "raw":
+            key, _ = table.changelog_topic.prepare_key(key, table.key_serializer)
+        if table.value_serializer != "raw":
+            value, _ = table.changelog_topic.prepare_value(value, table.value_serializer)
+        return OutgoingRecord(self._changelogs[write.table], key, value, (), write.partition)
 
     def _persist_offsets(
         self, writes: Sequence[Write], written: Sequence[WriteError | int]

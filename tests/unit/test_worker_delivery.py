@@ -110,6 +110,31 @@ async def test_records_are_acknowledged_only_after_every_write_is_stored() -> No
     assert core.next_offsets == {}
 
 
+async def test_the_writes_that_follow_a_batch_are_stored_before_it_is_acknowledged() -> None:
+    """What ``stored`` returns (the dedup marks) is written after the batch's writes, with the
+    same retries, and before any record is acknowledged."""
+
+    class _Marking(_Echo):
+        def plan(self, records: Any) -> Plan:
+            writes: list[Write] = [TopicWrite("out", b"k", r.message.value) for r in records]
+            return Plan(writes, lambda at: [TopicWrite("marks", b"k", b"mark")])
+
+    sink = _Sink(
+        fail=lambda write, attempt: (
+            TimeoutError() if write.topic == "marks" and attempt == 0 else None
+        )
+    )
+    acks = _Acks(sink)
+    await _core(_Marking(), sink).process(_events(2), acks)
+    assert [(w.topic, w.value) for w in sink.sent] == [
+        ("out", b"0"),
+        ("out", b"1"),
+        ("marks", b"mark"),
+        ("marks", b"mark"),  # retried
+    ]
+    assert acks.stored_when_acked == [3, 3]
+
+
 async def test_retriable_failures_are_retried_under_the_policy() -> None:
     retried: list[int] = []
     sink = _Sink(lambda write, attempt: KafkaTimeoutError() if attempt < 2 else None)

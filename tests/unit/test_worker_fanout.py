@@ -24,6 +24,7 @@ from connector.worker.delivery import (
     DeliveryAborted,
     DeliveryCore,
     Fetcher,
+    StateWrite,
     TopicWrite,
     Write,
 )
@@ -62,19 +63,24 @@ class _Sender:
     """Records sends; ``fail(sent, attempt)`` may return an exception to fail the delivery with."""
 
     def __init__(self, fail: Callable[[_Sent, int], BaseException | None] | None = None) -> None:
+        self.store: dict[str, Any] = {}
+        """The dedup table's local store: the sink stores the marks there."""
         self.sent: list[_Sent] = []
         self.delivered: list[_Sent] = []
         self._fail = fail or (lambda sent, attempt: None)
         self._attempts: dict[tuple[str, bytes | None], int] = {}
 
     async def send(self, write: Write) -> Any:
-        assert isinstance(write, TopicWrite)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if isinstance(write, StateWrite):  # a dedup mark
+            self.store[write.key] = write.value
+            future.set_result(None)
+            return future
         topic, value = write.topic, write.value
         sent = _Sent(topic, write.key, value, write.headers, write.timestamp_ms)
         self.sent.append(sent)
         attempt = self._attempts.get((topic, value), 0)
         self._attempts[(topic, value)] = attempt + 1
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         error = self._fail(sent, attempt)
         if error is None:
             self.delivered.append(sent)
@@ -103,6 +109,7 @@ def _core(
     stopping: Callable[[], bool] = lambda: False,
     refetcher: Fetcher | None = None,
 ) -> DeliveryCore:
+    sender.store = store
     dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
     router = Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0)
     hooks = CoreHooks(retried=metrics.produce_retries.inc, refetched=metrics.refetched.inc)
@@ -336,6 +343,7 @@ def test_the_handler_plans_writes_without_io() -> None:
         "zoom.webhooks.dlq",
     ]
     assert not store and _count(metrics, "typed") == 0  # nothing remembered or counted yet
-    plan.stored(1_700_000_000.5)
-    assert len(store) == 1
+    marks = plan.stored(1_700_000_000.5)
+    assert marks and [(m.table, m.value) for m in marks] == [("dedup", [1_700_000_000_000, 0])]
+    assert isinstance(marks[0], StateWrite) and not store  # the sink stores the marks
     assert _count(metrics, "typed") == 1 and _count(metrics, "duplicate") == 1

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-import pytest
 
 from connector.kafka.batch_writer import OutgoingRecord, WriteError
 from connector.worker.delivery import BatchSink, StateWrite, TopicWrite
@@ -105,8 +104,15 @@ async def test_one_writer_call_per_batch_and_outcomes_in_the_batch_order() -> No
     }
 
 
-def test_a_table_that_is_not_of_raw_bytes_is_refused() -> None:
-    table = _Table()
-    table.value_serializer = "json"
-    with pytest.raises(ValueError, match="not of raw bytes"):
-        FaustSink(faust.App("sink-test"), {"scores": table}, writer=_Writer())  # type: ignore[arg-type]
+async def test_a_table_of_json_entries_gets_its_changelog_record_serialized_as_faust_does() -> None:
+    app = faust.App("sink-test")
+    table = app.Table("dedup", default=None, partitions=4)  # keys and values: Faust's json
+    writer = _Writer()
+    sink = FaustSink(app, {"dedup": table}, writer=writer)  # type: ignore[arg-type]
+    record = FakeEvent(FakeMessage(partition=3))
+    assert await sink.write_all([StateWrite("dedup", 3, "event-1", [5_000, 3], record)]) == [None]
+    ((written,),) = writer.batches
+    assert (written.topic, written.partition) == ("sink-test-dedup-changelog", 3)
+    assert app.serializers.loads_key(None, written.key, serializer="json") == "event-1"
+    assert app.serializers.loads_value(None, written.value, serializer="json") == [5_000, 3]
+    assert table.data["event-1"] == [5_000, 3]

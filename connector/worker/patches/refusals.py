@@ -8,7 +8,7 @@ tests) writes through Faust's producer, whose aiokafka error classes are known h
 
 Patch: no upstream issue; transport-specific knowledge. Pinned by
 ``tests/unit/test_worker_delivery.py`` (a too-large record is refused, a timeout retried).
-The aiokafka half can go with the sink's path without the writer.
+Remove with the sink's path without the writer (its aiokafka half; librdkafka's codes stay).
 """
 
 from __future__ import annotations
