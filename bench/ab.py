@@ -48,7 +48,8 @@ VARIANTS = ("old", "new")
 
 def _extract(rev: str, folder: Path) -> None:
     archive = subprocess.run(
-        ["git", "archive", rev, "connector", "specs", "schemas"],
+        # pyproject.toml marks the folder a checkout, so connector.paths finds specs/ and schemas/
+        ["git", "archive", rev, "connector", "specs", "schemas", "pyproject.toml"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout  # fmt: skip
     with tarfile.open(fileobj=BytesIO(archive)) as tar:

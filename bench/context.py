@@ -17,6 +17,7 @@ from bench.kafka_util import PARTITIONS, Cluster
 from bench.procs import SERVER_CPU, Child, progress, wait_http_ok
 from bench.report import Report
 from bench.stats import crossing_time
+from bench.worker_main import IMPORTED_FROM
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -191,9 +192,20 @@ class Context:
         argv += ["--aggregates", "on" if aggregates else "off"]
         if floor is not None:
             argv += ["--floor", floor]
-        child = Child(name, argv, log_path=self.workdir / f"{name}.log", cpu=cpu, env=env, cwd=ROOT)
+        # `python -m` puts its working folder first on sys.path, before PYTHONPATH: run from the
+        # work folder, so an older revision's connector on PYTHONPATH (bench.ab) is the one
+        # imported, with this checkout after it for the bench package (and the current connector).
+        expected = Path(self.extra_env.get("PYTHONPATH") or ROOT)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (self.extra_env.get("PYTHONPATH"), str(ROOT)) if p
+        )
+        log_path = self.workdir / f"{name}.log"
+        child = Child(name, argv, log_path=log_path, cpu=cpu, env=env, cwd=self.workdir)
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/metrics", child, timeout=120)
+            running = f"{IMPORTED_FROM}{(expected / 'connector').resolve()}\n"
+            if running not in log_path.read_text(errors="replace"):
+                raise RuntimeError(f"{name} does not run the connector of {expected}: {log_path}")
         except Exception:
             child.stop()
             raise

@@ -12,12 +12,28 @@ The configuration comes from the environment, as for the real command.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Final
 
-from connector import cli
-from connector.worker import app
+IMPORTED_FROM: Final = "bench worker: connector from "
+"""The first line of the worker's output, naming the ``connector`` package it runs (bench.ab
+checks that an older revision's worker really runs that revision)."""
 
 
 def main() -> int:
+    import connector
+
+    print(
+        f"{IMPORTED_FROM}{Path(connector.__file__).parent.resolve()}", file=sys.stderr, flush=True
+    )
+    return _run()
+
+
+def _run() -> int:
+    from connector import cli
+    from connector.worker import app
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aggregates", choices=["on", "off"], default="on")
     parser.add_argument(
