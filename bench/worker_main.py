@@ -32,7 +32,15 @@ def main() -> int:
 
 def _run() -> int:
     from connector import cli
-    from connector.worker import app
+
+    try:
+        from connector.worker import app
+        from connector.worker.aggregates.install import install_agent_scores
+    except ModuleNotFoundError:  # a revision from before `streams` was renamed `worker` (bench.ab)
+        from connector.streams import app  # type: ignore[no-redef]
+        from connector.streams.aggregates.install import (  # type: ignore[no-redef]
+            install_agent_scores,
+        )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aggregates", choices=["on", "off"], default="on")
@@ -44,8 +52,6 @@ def _run() -> int:
         help="Faust alone (bench.faust_floor), writing with Faust's producer or librdkafka",
     )
     args = parser.parse_args()
-    from connector.worker.aggregates.install import install_agent_scores
-
     installers = [i for i in app.INSTALLERS if i is not install_agent_scores]
     if args.aggregates == "on":
         installers.append(install_agent_scores)
