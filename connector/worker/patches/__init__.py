@@ -11,6 +11,7 @@ worker imports from this package only (``tests/unit/test_worker_patches.py`` che
 - :mod:`.gaps`: records a stream skipped at a rebalance, read again and registered as processed;
 - :mod:`.commits`: offset commits Kafka refused at a rebalance but Faust noted as made, redone;
 - :mod:`.fetching`: the consumer's fetch size and wait (Faust hard-codes one byte);
+- :mod:`.handover`: fetched records handed to their stream without four asyncio tasks each;
 - :mod:`.partitions`: the stall watch's views of Faust's consumer, and its remedies;
 - :mod:`.log_ends`: where partitions end, asked of the broker (the consumer's figure goes stale);
 - :mod:`.fence`: a worker frozen past its session keeps its stale state writes to itself;

@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaConsumer
 from faust.transport import by_url
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from connector.worker.patches.handover import QuickHandOver
+
 
 @dataclass(frozen=True)
 class Fetching:
@@ -50,7 +52,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):
+class _Consumer(QuickHandOver, faust_aiokafka.Consumer):
+    """The worker's consumer: :class:`Fetching`, and records handed over without a task each
+    (:mod:`.handover`)."""
+
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
