@@ -31,7 +31,7 @@ window step. A plain table plus a purge timer writes each entry twice (set, tomb
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final
 
 from connector.worker.delivery import StateWrite
@@ -48,15 +48,15 @@ Tombstone = Callable[[int, str], object]
 class DedupIndex:
     """First-seen markers of events, with a bounded retention.
 
-    ``table`` is the Faust table (writes go to its changelog; they must run while the raw record is
-    the current event, see :func:`connector.worker.patches.processing`); ``local`` is its local
-    store (``table.data``), read and purged without writing a changelog record per read;
-    ``tombstone`` deletes a key from the changelog.
+    ``table`` is the Faust table, only read here (while the raw record is the current event, see
+    :func:`connector.worker.patches.processing`): its entries come from :meth:`mark`, and the sink
+    stores and writes them; ``local`` is its local store (``table.data``), purged without a
+    changelog record per key read; ``tombstone`` deletes a key from the changelog.
     """
 
     def __init__(
         self,
-        table: MutableMapping[str, Any],
+        table: Mapping[str, Any],
         local: MutableMapping[str, Any],
         tombstone: Tombstone,
         retention_ms: int,

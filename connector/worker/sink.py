@@ -141,10 +141,7 @@ class FaustSink:
 
     def _changelog_record(self, write: StateWrite) -> OutgoingRecord:
         """Store the entry in its table; the changelog record Faust would write for it."""
-        table = self._tables[write.table]
-        if write.record is not None:
-            with processing(write.record):
-                table.data[write.key] = write.value
+        table = self._store(write)
         key, value = write.key, write.value
         if table.key_serializer != "raw":
             key, _ = table.changelog_topic.prepare_key(key, table.key_serializer)
@@ -167,11 +164,17 @@ class FaustSink:
                 tp = TP(self._changelogs[name], partition)
                 self._tables[name].data.set_persisted_offset(tp, offset)
 
-    def _put(self, write: StateWrite) -> Awaitable[Any]:
+    def _store(self, write: StateWrite) -> Any:
+        """Store the entry locally, in the partition of its record (none: held already); its
+        table."""
         table = self._tables[write.table]
         if write.record is not None:
             with processing(write.record):
                 table.data[write.key] = write.value
+        return table
+
+    def _put(self, write: StateWrite) -> Awaitable[Any]:
+        table = self._store(write)
         future: Awaitable[Any] = table.send_changelog(write.partition, write.key, write.value)
         return future
 
