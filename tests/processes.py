@@ -264,7 +264,10 @@ class WorkerProcess(ChildProcess):
 
     def diagnosis(self) -> str:
         """What to print when the worker does not do what a test waits for."""
-        return f"{self.log_path.name}: /partitions {self.partitions()}\nlog (end):\n{self.tail()}"
+        return (
+            f"{self.log_path.name}: events {self.events_counted()}, /partitions"
+            f" {self.partitions()}\nlog (end):\n{self.tail()}"
+        )
 
     def events_counted(self) -> dict[str, float]:
         """``zoom_worker_events_total`` summed by outcome."""
