@@ -12,6 +12,8 @@ worker imports from this package only (``tests/unit/test_worker_patches.py`` che
 - :mod:`.commits`: offset commits Kafka refused at a rebalance but Faust noted as made, redone;
 - :mod:`.fetching`: the consumer's fetch size and wait (Faust hard-codes one byte);
 - :mod:`.handover`: fetched records handed to their stream without four asyncio tasks each;
+- :mod:`.flow`: resuming a running flow keeps the records queued for the streams;
+- :mod:`.worker_app`: the worker's ``faust.App``, with the transport and flow control above;
 - :mod:`.partitions`: the stall watch's views of Faust's consumer, and its remedies;
 - :mod:`.log_ends`: where partitions end, asked of the broker (the consumer's figure goes stale);
 - :mod:`.fence`: a worker frozen past its session keeps its stale state writes to itself;
@@ -23,7 +25,7 @@ from connector.worker.patches.batching import take_available
 from connector.worker.patches.commits import CommitKeeper
 from connector.worker.patches.current_event import processing
 from connector.worker.patches.fence import FreezeGuard, release_unwritten
-from connector.worker.patches.fetching import Fetching, WorkerApp
+from connector.worker.patches.fetching import Fetching
 from connector.worker.patches.gaps import (
     Fetcher,
     Gap,
@@ -39,6 +41,7 @@ from connector.worker.patches.partitions import FaustPartitions
 from connector.worker.patches.refusals import refuses_record
 from connector.worker.patches.stamped_table import StampedTable
 from connector.worker.patches.versions import TESTED, UnsupportedLibrary, check_versions
+from connector.worker.patches.worker_app import WorkerApp
 
 __all__ = [
     "TESTED",

@@ -5,10 +5,10 @@ faust-streaming builds aiokafka's consumer with ``fetch_min_bytes=1`` and a hard
 the worker reads, so at a few hundred events per second the consumer thread sends and decodes a
 fetch for every record or two (most of the worker's CPU at low rates: ``docs/benchmarks.md``).
 
-:class:`WorkerApp` is a ``faust.App`` whose transport builds that consumer with
-``WORKER_FETCH_MIN_BYTES`` and ``WORKER_FETCH_MAX_WAIT_MS`` (:class:`Fetching`). The price: at low
-rates a record waits up to ``WORKER_FETCH_MAX_WAIT_MS`` on each hop, and an idle worker asks the
-broker that often. ``1`` and ``1500`` give Faust's own behaviour back.
+:class:`FetchingTransport` (the transport of :class:`~.worker_app.WorkerApp`) builds that
+consumer with ``WORKER_FETCH_MIN_BYTES`` and ``WORKER_FETCH_MAX_WAIT_MS`` (:class:`Fetching`).
+The price: at low rates a record waits up to ``WORKER_FETCH_MAX_WAIT_MS`` on each hop, and an
+idle worker asks the broker that often. ``1`` and ``1500`` give Faust's own behaviour back.
 
 Patch: no upstream issue found; faust-streaming 0.15.3 hard-codes the values in its aiokafka
 driver. Private names: ``AIOKafkaConsumerThread._create_worker_consumer``, ``App._new_transport``,
@@ -22,9 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer
-from faust.transport import by_url
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from connector.worker.patches.handover import QuickHandOver
@@ -60,22 +58,8 @@ class _Consumer(QuickHandOver, faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class _Transport(faust_aiokafka.Transport):
+class FetchingTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport whose consumer fetches as :attr:`fetching` says."""
+
     Consumer = _Consumer
     fetching: Fetching | None = None
-
-
-class WorkerApp(faust.App):
-    """The worker's ``faust.App``: its Kafka consumer fetches as :class:`Fetching` says."""
-
-    def __init__(self, id: str, *, fetching: Fetching, **options: Any) -> None:
-        super().__init__(id, **options)
-        self.fetching = fetching
-
-    def _new_transport(self) -> Any:
-        urls = self.conf.broker_consumer
-        if by_url(urls[0]) is not faust_aiokafka.Transport:
-            return super()._new_transport()  # another driver: Faust's own settings
-        transport = _Transport(urls, self, loop=self.loop)
-        transport.fetching = self.fetching
-        return transport
