@@ -615,3 +615,34 @@ def wait_until(
                 message += "\n" + explain()
             raise AssertionError(message)
         time.sleep(interval)
+
+
+def produce_evaluations(
+    deployment: Deployment, first: int, per_partition: int, prefix: str
+) -> None:
+    """``per_partition`` evaluation events per raw partition, numbered from ``first``, spread
+    over the partitions in turn."""
+    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
+    for n in range(per_partition * deployment.partitions):
+        raw.send(evaluation_body(first + n, prefix=prefix), partition=n % deployment.partitions)
+    raw.flush()
+
+
+def process_and_commit(
+    deployment: Deployment, workers: list[WorkerProcess], per_partition: int, prefix: str
+) -> None:
+    """A first, plain worker processes ``per_partition`` evaluations per raw partition, commits
+    them all and stops: the group stands at committed offsets and the tables have changelog
+    records to restore."""
+    first = WorkerProcess(deployment, "first")
+    workers.append(first)
+    produce_evaluations(deployment, 0, per_partition, prefix)
+    first.wait_counted(per_partition * deployment.partitions, timeout=WORKER_START_SECONDS)
+    group, topic = deployment.worker_id, deployment.topics.raw
+    wait_until(
+        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
+        30,
+        "the first worker to commit everything",
+        explain=first.diagnosis,
+    )
+    first.stop()

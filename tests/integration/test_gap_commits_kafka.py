@@ -24,10 +24,10 @@ import pytest
 from tests.processes import (
     WORKER_START_SECONDS,
     Deployment,
-    RawProducer,
     WorkerProcess,
-    evaluation_body,
     metric_total,
+    process_and_commit,
+    produce_evaluations,
     uncommitted,
     wait_until,
 )
@@ -73,32 +73,13 @@ def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
     return new_deployment("gapcommit")
 
 
-def _produce(deployment: Deployment, first: int, per_partition: int) -> None:
-    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
-    for n in range(per_partition * deployment.partitions):
-        number = first + n
-        raw.send(evaluation_body(number, prefix="gap"), partition=n % deployment.partitions)
-    raw.flush()
-
-
 def _run_until_processed(
     deployment: Deployment, workers: list[WorkerProcess], acknowledge: bool
 ) -> SkippingWorker:
     """A first worker processes and commits everything; then a skipping worker takes over the
     group, with the head of ``PARTITION``'s new records withheld by Faust, and processes all."""
-    group, topic = deployment.worker_id, deployment.topics.raw
-    first = WorkerProcess(deployment, "first")
-    workers.append(first)
-    _produce(deployment, 0, BEFORE)
-    first.wait_counted(BEFORE * deployment.partitions, timeout=WORKER_START_SECONDS)
-    wait_until(
-        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
-        30,
-        "the first worker to commit everything",
-        explain=first.diagnosis,
-    )
-    first.stop()
-    _produce(deployment, 1000, AFTER)
+    process_and_commit(deployment, workers, BEFORE, "gap")
+    produce_evaluations(deployment, 1000, AFTER, "gap")
     worker = SkippingWorker(deployment, below=BEFORE + WITHHELD, acknowledge=acknowledge)
     workers.append(worker)
     new = AFTER * deployment.partitions

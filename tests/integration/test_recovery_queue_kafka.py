@@ -19,10 +19,9 @@ import pytest
 from tests.processes import (
     WORKER_START_SECONDS,
     Deployment,
-    RawProducer,
     WorkerProcess,
-    evaluation_body,
-    uncommitted,
+    process_and_commit,
+    produce_evaluations,
     wait_until,
 )
 
@@ -59,30 +58,12 @@ def deployment(new_deployment: Callable[..., Deployment]) -> Deployment:
     return new_deployment("recoveryq")
 
 
-def _produce(deployment: Deployment, first: int, per_partition: int) -> None:
-    raw = RawProducer(deployment.bootstrap, deployment.topics.raw)
-    for n in range(per_partition * deployment.partitions):
-        raw.send(evaluation_body(first + n, prefix="rq"), partition=n % deployment.partitions)
-    raw.flush()
-
-
 def _start_with_records_waiting(
     deployment: Deployment, workers: list[WorkerProcess], patched: bool
 ) -> tuple[HeldSeekWorker, int]:
-    first = WorkerProcess(deployment, "first")
-    workers.append(first)
-    _produce(deployment, 0, BEFORE)
-    first.wait_counted(BEFORE * deployment.partitions, timeout=WORKER_START_SECONDS)
-    group, topic = deployment.worker_id, deployment.topics.raw
-    wait_until(
-        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
-        30,
-        "the first worker to commit everything",
-        explain=first.diagnosis,
-    )
-    first.stop()
+    process_and_commit(deployment, workers, BEFORE, "rq")
     total = PER_PARTITION * deployment.partitions
-    _produce(deployment, 1000, PER_PARTITION)
+    produce_evaluations(deployment, 1000, PER_PARTITION, "rq")
     # the stream's wait for its first record began before the fault closed the queue: that one
     # record goes through
     waiting = total - 1
