@@ -548,3 +548,34 @@ def test_any_order_with_duplicates_gives_the_figures_of_the_latest_versions(
     check_against_reference(state, events, T0 + 2 * DAY)
     again = apply_all(sorted(delivered, key=lambda e: e.event_ts), LONG)
     assert_close(agent_scores(again), agent_scores(state))
+
+
+# --- per-day totals kept while events are applied ---------------------------------------------
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    versions=versions,
+    seed=st.integers(0, 2**32),
+    cap=st.integers(1, 30),
+    step_hours=st.integers(0, 24 * 40),
+)
+def test_figures_kept_across_events_equal_figures_built_afresh(
+    versions: list[tuple[int, int, float | None, str | None]], seed: int, cap: int, step_hours: int
+) -> None:
+    """Figures read after every event (the per-day totals kept and updated: adds, re-scores,
+    folds by age and by count) equal those of the same state decoded afresh."""
+    rng = random.Random(seed)
+    retention = Retention(31 * DAY + 2 * HOUR, max_replaceable=cap)
+    state = AgentState(AGENT)
+    now = NOW
+    for n, hours, score, kind in versions:
+        state.apply(evaluation(f"e{n}", T0 - hours * HOUR, score=score, kind=kind), retention, now)
+        now += rng.randrange(step_hours + 1) * HOUR // max(len(versions), 1)
+        section = state.evaluations
+        assert section is not None
+        afresh = AgentState.from_bytes(state.to_bytes())
+        assert afresh.evaluations is not None
+        assert section.live_days() == afresh.evaluations.live_days()
+        for as_of in (None, now):
+            assert_close(agent_scores(state, as_of), agent_scores(afresh, as_of))

@@ -50,19 +50,18 @@ KEY_KIND_AGENT_NAME: Final = "agent_name"
 def totals(section: Section[C, T], window: Window, as_of_day: int) -> T:
     """The section's totals over ``window`` as of ``as_of_day``."""
     result = section.kind.totals()
+    live_days = section.live_days()
     span = window.span(as_of_day)
     if span is None:
         result.merge(section.folded_lifetime())
-        for contribution in section.live_contributions():
-            section.kind.add(result, contribution)
+        for day_totals in live_days.values():
+            result.merge(day_totals)
         return result
     first, last = span
-    for day, day_totals in section.days.items():
-        if first <= day <= last:
-            result.merge(day_totals)
-    for contribution in section.live_contributions():
-        if first <= day_of(contribution[0]) <= last:
-            section.kind.add(result, contribution)
+    for days in (section.days, live_days):
+        for day, day_totals in days.items():
+            if first <= day <= last:
+                result.merge(day_totals)
     return result
 
 

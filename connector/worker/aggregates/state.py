@@ -149,6 +149,8 @@ class Section(Generic[C, T]):
     labels: dict[str, tuple[int, str]] = field(default_factory=dict)
     _oldest_applied: int | None = field(default=None, repr=False, compare=False)
     """A lower bound of the oldest ``applied`` time (saves a scan per event)."""
+    _live_days: dict[int, T] | None = field(default=None, repr=False, compare=False)
+    """The live contributions totalled per day (:meth:`live_days`); ``None``: not built."""
 
     def apply(self, event_id: str, contribution: C, retention: Retention, now_ms: int) -> Outcome:
         """Apply one version of an event at wall-clock time ``now_ms`` (module docstring)."""
@@ -158,6 +160,10 @@ class Section(Generic[C, T]):
             return Outcome.DUPLICATE if current[0] == ts else Outcome.STALE
         self.live[event_id] = contribution
         self.applied[event_id] = now_ms
+        if current is not None:
+            self._live_days = None  # totals cannot take a contribution out again
+        elif self._live_days is not None:
+            self._add_live_day(self._live_days, contribution)
         if self._oldest_applied is None or now_ms < self._oldest_applied:
             self._oldest_applied = now_ms
         if self.latest is None or ts > self.latest:
@@ -186,6 +192,26 @@ class Section(Generic[C, T]):
     def live_contributions(self) -> Iterator[C]:
         return iter(self.live.values())
 
+    def live_days(self) -> Mapping[int, T]:
+        """The live contributions totalled per day (of their ``event_ts``), for the figures.
+
+        Kept while the section only gains events, so an agent's figures cost a merge per day
+        rather than an addition per live event; built again after a replacement or a fold.
+        Derived: never stored. The caller must not change the totals."""
+        if self._live_days is None:
+            days: dict[int, T] = {}
+            for contribution in self.live.values():
+                self._add_live_day(days, contribution)
+            self._live_days = days
+        return self._live_days
+
+    def _add_live_day(self, days: dict[int, T], contribution: C) -> None:
+        day = day_of(contribution[0])
+        totals = days.get(day)
+        if totals is None:
+            totals = days[day] = self.kind.totals()
+        self.kind.add(totals, contribution)
+
     def _fold_expired(self, retention: Retention, now_ms: int) -> None:
         horizon = now_ms - retention.replaceable_ms
         if (
@@ -207,6 +233,7 @@ class Section(Generic[C, T]):
         assert self.latest is not None
         contribution = self.live.pop(event_id)
         del self.applied[event_id]
+        self._live_days = None
         if self.lifetime is None:
             self.lifetime = self.kind.totals()
         self.kind.add(self.lifetime, contribution)

@@ -66,7 +66,10 @@ class EvaluationTotals:
     def add(self, c: EvaluationContribution) -> None:
         ts, score, ratio, evaluation_type, scorecard = c
         self.count += 1
-        card = self.by_scorecard.setdefault(scorecard or MISSING, ScorecardTotals())
+        name = scorecard or MISSING
+        card = self.by_scorecard.get(name)
+        if card is None:
+            card = self.by_scorecard[name] = ScorecardTotals()
         card.count += 1
         if score is not None:
             self.score_n += 1
@@ -94,7 +97,10 @@ class EvaluationTotals:
         self.ratio_sum += other.ratio_sum
         _add_counts(self.by_type, other.by_type)
         for name, card in other.by_scorecard.items():
-            self.by_scorecard.setdefault(name, ScorecardTotals()).merge(card)
+            mine = self.by_scorecard.get(name)
+            if mine is None:
+                mine = self.by_scorecard[name] = ScorecardTotals()
+            mine.merge(card)
         self.last_ts = _last(self.last_ts, other.last_ts)
 
     def to_json(self) -> list[Any]:
