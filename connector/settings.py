@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     # and at most this many per agent and kind; then it is folded into the agent's totals.
     worker_scores_rescore_days: int = Field(default=31, ge=1)
     worker_scores_max_replaceable: int = Field(default=3000, ge=1)
+    # About how much memory (MiB) the agent states kept decoded between batches may take
+    # (connector.worker.aggregates.decoded); 0 decodes every state at every batch.
+    worker_scores_cache_mb: int = Field(default=128, ge=0)
 
     # Topic creation.
     topic_partitions: int = 6

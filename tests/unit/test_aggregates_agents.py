@@ -25,6 +25,7 @@ from connector.spec import load_catalog
 from connector.topics import TopicNames
 from connector.worker.aggregates import events as score_events
 from connector.worker.aggregates.aggregation import Aggregator
+from connector.worker.aggregates.decoded import DecodedStates
 from connector.worker.aggregates.events import Evaluation
 from connector.worker.aggregates.install import (
     AGGREGATE_AGENT,
@@ -149,9 +150,12 @@ class _Harness:
         self.acked.append(event)
 
     def aggregator(
-        self, repairs: _Repairs | None = None, refetcher: Fetcher | None = None
+        self,
+        repairs: _Repairs | None = None,
+        refetcher: Fetcher | None = None,
+        decoded: DecodedStates | None = None,
     ) -> _Aggregating:
-        return _Aggregating(self, repairs or _Repairs(), refetcher)
+        return _Aggregating(self, repairs or _Repairs(), refetcher, decoded)
 
     def published(self) -> dict[bytes, dict[str, Any]]:
         return {k: SCORES.decode(v) for k, v in self.writes.of("agent_scores")}
@@ -160,9 +164,22 @@ class _Harness:
 class _Aggregating:
     """The aggregating agent's handler on a delivery core, and its repairer."""
 
-    def __init__(self, h: _Harness, repairs: _Repairs, refetcher: Fetcher | None) -> None:
+    def __init__(
+        self,
+        h: _Harness,
+        repairs: _Repairs,
+        refetcher: Fetcher | None,
+        decoded: DecodedStates | None = None,
+    ) -> None:
         handler = Aggregator(
-            h.store, TABLE, "agent_scores", SCORES, RETENTION, h.metrics, stored=repairs.done
+            h.store,
+            TABLE,
+            "agent_scores",
+            SCORES,
+            RETENTION,
+            h.metrics,
+            stored=repairs.done,
+            decoded=decoded,
         )
         hooks = CoreHooks(
             retried=h.metrics.write_retries.inc,
@@ -260,6 +277,57 @@ async def test_a_replayed_batch_repairs_a_lost_write_and_changes_nothing_else() 
     assert h.store.local[b"a"] == state_before
     lifetime = h.published()[b"a"]["evaluations"]["lifetime"]
     assert (lifetime["count"], lifetime["score_max"]) == (5, 99)
+
+
+async def test_states_kept_decoded_give_the_figures_of_states_decoded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kept states spare the decoding; a value the table got otherwise (a restore) is decoded."""
+    decodes = 0
+    from_bytes = AgentState.from_bytes
+
+    def counted(data: bytes) -> AgentState:
+        nonlocal decodes
+        decodes += 1
+        return from_bytes(data)
+
+    monkeypatch.setattr(AgentState, "from_bytes", staticmethod(counted))
+    kept, plain = _Harness(), _Harness()
+    keeping = kept.aggregator(decoded=DecodedStates(1_000_000))
+    batches = [
+        [_internal(_evaluation(agent, f"e{n}{agent}", T0 + n, 10 * n), n) for agent in "ab"]
+        for n in range(4)
+    ]
+    for batch in batches[:3]:
+        await keeping.process(batch, kept.ack)
+        await plain.aggregator().process(batch, plain.ack)
+    assert decodes == 4  # plain: agents a and b in batches 2 and 3; kept: none
+    assert kept.published() == plain.published()
+    for key, value in kept.store.local.items():  # the same events (applied at other times)
+        mine, theirs = from_bytes(value), from_bytes(plain.store.local[key])
+        assert mine.evaluations is not None and theirs.evaluations is not None
+        assert mine.evaluations.live == theirs.evaluations.live
+
+    # a restore puts an older state of agent a in the table: it is decoded, not the kept one
+    kept.store.local[b"a"] = kept.writes.of("changelog")[0][1]
+    plain.store.local[b"a"] = plain.writes.of("changelog")[0][1]
+    await keeping.process(batches[3], kept.ack)
+    await plain.aggregator().process(batches[3], plain.ack)
+    assert kept.published() == plain.published()
+    assert kept.published()[b"a"]["evaluations"]["lifetime"]["count"] == 2  # e0 and e3
+
+
+async def test_a_batch_not_stored_hands_no_state_back() -> None:
+    h = _Harness()
+    decoded = DecodedStates(1_000_000)
+    aggregator = h.aggregator(decoded=decoded)
+    await aggregator.process([_internal(_evaluation("a", "e1", T0, 10), 0)], h.ack)
+    assert len(decoded) == 1
+    h.writes.failures = {"agent_scores": 1}
+    h.stopping = True
+    with pytest.raises(DeliveryAborted):
+        await aggregator.process([_internal(_evaluation("a", "e2", T0, 20), 1)], h.ack)
+    assert len(decoded) == 0
 
 
 async def test_records_the_stream_skipped_are_read_again_and_applied() -> None:

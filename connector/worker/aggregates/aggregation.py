@@ -6,6 +6,7 @@ event it already holds is ignored, so a batch processed again changes nothing) a
 agent the batch touched, **one table entry with the agent's whole state** (stamped:
 :mod:`.stamps`) and one ``agent_scores`` record. Every touched agent is written, also when nothing
 changed, so a batch replayed after a crash between the two writes repairs whichever was lost.
+States stay decoded between batches while the table holds what they stand for (:mod:`.decoded`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
+from connector.worker.aggregates.decoded import DecodedStates
 from connector.worker.aggregates.events import ScoreEventError, decode
 from connector.worker.aggregates.figures import agent_scores
 from connector.worker.aggregates.metrics import AggregateMetrics
@@ -66,9 +68,11 @@ class Aggregator:
         *,
         clock: Callable[[], float] = time.time,
         stored: Callable[[Sequence[bytes]], None] = lambda keys: None,
+        decoded: DecodedStates | None = None,
     ) -> None:
         """``table``: the table's name; ``output``: the ``agent_scores`` topic; ``stored``: told
-        which agents were written once Kafka stored them (the repairs forget them)."""
+        which agents were written once Kafka stored them (the repairs forget them); ``decoded``:
+        where states stay decoded between batches (none: decoded at every batch)."""
         self._reader = reader
         self._table = table
         self._output = output
@@ -77,6 +81,7 @@ class Aggregator:
         self._metrics = metrics
         self._clock = clock
         self._on_stored = stored
+        self._decoded = decoded if decoded is not None else DecodedStates(0)
 
     def plan(self, records: Sequence[Any]) -> Plan:
         states: dict[bytes, AgentState] = {}
@@ -101,16 +106,13 @@ class Aggregator:
                 continue
             state = states.get(key)
             if state is None:
-                stored = self._reader.get(event, key)
-                held[key] = stamp_of(stored)
-                state = AgentState.from_bytes(stored) if stored is not None else None
-                state = state or AgentState(score_event.agent)
-                states[key] = state
+                state = states[key] = self._state(event, key, score_event.agent, held)
             outcome = state.apply(score_event, self._retention, now_ms)
             self._metrics.updates.labels(str(outcome)).inc()
             last_event[key] = event
         generation = generation_of(records)
         writes: list[Write] = []
+        written: list[tuple[bytes, bytes, AgentState]] = []
         for key, state in states.items():
             # last_event[key] is the agent's record with the highest offset (records come in
             # offset order, records read again included): the state holds every event up to it.
@@ -120,11 +122,25 @@ class Aggregator:
             self._metrics.state_bytes.observe(len(value))
             writes.append(StateWrite(self._table, last.message.partition, key, value, last))
             writes.append(TopicWrite(self._output, key, self._codec.encode(agent_scores(state))))
-        return Plan(writes, partial(self._stored, list(states)))
+            written.append((key, value, state))
+        return Plan(writes, partial(self._stored, written))
 
     def refused(self, write: Write, error: BaseException) -> Write | None:
         return write  # a state is never given up: retried until Kafka takes it
 
-    def _stored(self, keys: Sequence[bytes], stored_at: float) -> None:
-        self._metrics.published.inc(len(keys))
-        self._on_stored(keys)
+    def _state(
+        self, record: Any, key: bytes, agent: str, held: dict[bytes, Stamp | None]
+    ) -> AgentState:
+        """The agent's state as the table holds it (kept decoded, else decoded; new if none);
+        notes its stamp in ``held``."""
+        stored = self._reader.get(record, key)
+        held[key] = stamp_of(stored)
+        if stored is None:
+            return AgentState(agent)
+        return self._decoded.take(key, stored) or AgentState.from_bytes(stored)
+
+    def _stored(self, written: Sequence[tuple[bytes, bytes, AgentState]], stored_at: float) -> None:
+        for key, value, state in written:
+            self._decoded.keep(key, value, state)
+        self._metrics.published.inc(len(written))
+        self._on_stored([key for key, _, _ in written])

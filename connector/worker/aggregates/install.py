@@ -25,6 +25,7 @@ from typing import Any, Final
 import faust
 
 from connector.worker.aggregates.aggregation import Aggregator, StateReader
+from connector.worker.aggregates.decoded import DecodedStates
 from connector.worker.aggregates.metrics import AggregateMetrics
 from connector.worker.aggregates.queries import ScoresQueries, install_scores_views
 from connector.worker.aggregates.record import codec_for
@@ -110,6 +111,7 @@ def install_agent_scores(app: faust.App, context: WorkerContext) -> None:
             retention,
             metrics,
             stored=repairs.done,
+            decoded=DecodedStates(settings.worker_scores_cache_mb * 1024**2),
         ),
         sink,
         stopping=context.stopping(app),
