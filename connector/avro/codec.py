@@ -2,8 +2,9 @@
 
 Schemas are the committed ``schemas/avro/*.avsc`` files, read and parsed once when the codec is
 built. Per event the work is: parse JSON (orjson), convert and check it against its event type's
-schema (:mod:`connector.avro.convert`, which names the offending JSON path), write with fastavro,
-put the framing's header in front (:mod:`connector.avro.framing`).
+schema (:mod:`connector.avro.convert`, which names the offending JSON path), write with the
+writer compiled from the schema (:mod:`connector.avro.writer`; fastavro reads), put the framing's
+header in front (:mod:`connector.avro.framing`).
 
 Records written under an earlier schema of an event type (single-object encoding, with the
 schema history of :mod:`connector.avro.history` given as ``history``) are read with that writer
@@ -37,6 +38,7 @@ from connector.avro.errors import (
 )
 from connector.avro.framing import Framing, SingleObjectFraming
 from connector.avro.history import WriterSchema, fingerprint
+from connector.avro.writer import compile_writer
 from connector.paths import avro_schemas_dir
 
 SCHEMA_SUFFIX = ".avsc"
@@ -70,6 +72,7 @@ class _EventSchema:
     parsed: Any
     parsed_plain: Any
     convert: Callable[[Any], dict[str, Any]]
+    write: Callable[[Any], bytes]
 
 
 def _reject_constant(name: str) -> Any:
@@ -122,6 +125,7 @@ class EventCodec:
                 parsed=fastavro.parse_schema(schema),
                 parsed_plain=fastavro.parse_schema(without_logical_types(schema)),
                 convert=compile_converter(schema),
+                write=compile_writer(schema),
             )
         # Writer schemas of earlier releases, parsed once: fingerprint -> (event type, schema).
         current = {fingerprint(s.schema) for s in self._schemas.values()}
@@ -167,14 +171,13 @@ class EventCodec:
 
     def encode_datum(self, event_type: str, datum: Mapping[str, Any]) -> bytes:
         """A datum (from :meth:`to_datum`) as framed Avro bytes."""
-        buffer = io.BytesIO()
         try:
-            fastavro.schemaless_writer(buffer, self._lookup(event_type).parsed, datum, strict=True)
+            body = self._lookup(event_type).write(datum)
         except UnicodeEncodeError as exc:
             raise EventValidationError(
                 "$", Reason.INVALID_STRING, f"not encodable: {exc}"
             ) from None
-        return self.framing.frame(event_type, buffer.getvalue())
+        return self.framing.frame(event_type, body)
 
     def encode(self, body: bytes, event_type: str | None = None) -> tuple[str, bytes]:
         """A raw webhook body as (event type, framed Avro bytes)."""
