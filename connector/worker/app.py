@@ -155,7 +155,6 @@ def install_fan_out(app: faust.App, context: WorkerContext) -> None:
     )
     context.sink.add_table(DEDUP_TABLE, table)
     dedup = DedupIndex(
-        table,
         table.data,
         lambda partition, key: table.send_changelog(partition, key, None, value_serializer="raw"),
         retention_ms,

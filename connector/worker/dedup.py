@@ -31,7 +31,7 @@ window step. A plain table plus a purge timer writes each entry twice (set, tomb
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Any, Final
 
 from connector.worker.delivery import StateWrite
@@ -48,22 +48,21 @@ Tombstone = Callable[[int, str], object]
 class DedupIndex:
     """First-seen markers of events, with a bounded retention.
 
-    ``table`` is the Faust table, only read here (while the raw record is the current event, see
-    :func:`connector.worker.patches.processing`): its entries come from :meth:`mark`, and the sink
-    stores and writes them; ``local`` is its local store (``table.data``), purged without a
-    changelog record per key read; ``tombstone`` deletes a key from the changelog.
+    ``local`` is the Faust table's local store (``table.data``): read here directly (while the
+    raw record is the current event, see :func:`connector.worker.patches.processing`; the table's
+    own ``get`` adds only a monitor count and a ``KeyError`` per new event), purged without a
+    changelog record per key read. Its entries come from :meth:`mark`, and the sink stores and
+    writes them; ``tombstone`` deletes a key from the changelog.
     """
 
     def __init__(
         self,
-        table: Mapping[str, Any],
         local: MutableMapping[str, Any],
         tombstone: Tombstone,
         retention_ms: int,
     ) -> None:
         if retention_ms <= 0:
             raise ValueError("the deduplication retention must be positive")
-        self._table = table
         self._local = local
         self._tombstone = tombstone
         self.retention_ms = retention_ms
@@ -78,7 +77,7 @@ class DedupIndex:
 
     def is_duplicate(self, event_id: str, timestamp_ms: int | None) -> bool:
         """Whether ``event_id`` had its typed record written within the retention."""
-        first_seen = _first_seen(self._table.get(event_id))
+        first_seen = _first_seen(self._local.get(event_id))
         return first_seen is not None and self.within_retention(first_seen, timestamp_ms)
 
     def within_retention(self, first_seen_ms: int | None, timestamp_ms: int | None) -> bool:

@@ -468,7 +468,7 @@ async def test_the_raw_agent_writes_each_score_event_with_its_typed_record() -> 
     store: dict[str, Any] = {}
     fan_out = FanOut(
         Router(CODEC, TopicNames("zoom"), clock=lambda: 1_700_000_001.0),
-        DedupIndex(store, store, lambda p, k: None, 3_600_000),
+        DedupIndex(store, lambda p, k: None, 3_600_000),
         WorkerMetrics(CODEC.event_types),
         [ScoreEvents("w-agent-score-events", 6, metrics)],
     )

@@ -22,7 +22,7 @@ class _Changelog:
 def _index(retention_ms: int = 2 * HOUR_MS) -> tuple[DedupIndex, dict[str, Any], _Changelog]:
     store: dict[str, Any] = {}
     changelog = _Changelog()
-    return DedupIndex(store, store, changelog, retention_ms), store, changelog
+    return DedupIndex(store, changelog, retention_ms), store, changelog
 
 
 def _remember(
@@ -90,4 +90,4 @@ def test_malformed_entries_are_dropped_locally() -> None:
 
 def test_retention_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        DedupIndex({}, {}, lambda p, k: None, 0)
+        DedupIndex({}, lambda p, k: None, 0)

@@ -110,7 +110,7 @@ def _core(
     refetcher: Fetcher | None = None,
 ) -> DeliveryCore:
     sender.store = store
-    dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
+    dedup = DedupIndex(store, lambda p, k: None, 2 * 3600 * 1000)
     router = Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0)
     hooks = CoreHooks(retried=metrics.produce_retries.inc, refetched=metrics.refetched.inc)
     return DeliveryCore(
@@ -334,7 +334,7 @@ async def test_no_refetch_without_a_jump_in_offsets() -> None:
 def test_the_handler_plans_writes_without_io() -> None:
     store: dict[str, Any] = {}
     metrics = WorkerMetrics(CODEC.event_types)
-    dedup = DedupIndex(store, store, lambda p, k: None, 2 * 3600 * 1000)
+    dedup = DedupIndex(store, lambda p, k: None, 2 * 3600 * 1000)
     handler = FanOut(Router(CODEC, TOPICS, clock=lambda: 1_700_000_001.0), dedup, metrics)
     body = _evaluation()
     plan = handler.plan(_events(body, b"{", body))
