@@ -22,6 +22,7 @@ no window any more and counts in ``lifetime`` only.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -59,8 +60,9 @@ def day_of(event_ts: int) -> int:
     return event_ts // DAY_MS
 
 
+@functools.lru_cache(maxsize=1024)
 def iso_day(day: int) -> str:
-    """A day number as ``YYYY-MM-DD``."""
+    """A day number as ``YYYY-MM-DD`` (cached: every figures document names its windows' days)."""
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 

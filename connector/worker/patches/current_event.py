@@ -14,19 +14,27 @@ batches it hands over.
 
 from __future__ import annotations
 
-import contextlib
 import weakref
-from collections.abc import Iterator
+from contextvars import Token
 from typing import Any
 
 from faust.streams import _current_event
 
 
-@contextlib.contextmanager
-def processing(event: Any) -> Iterator[None]:
-    """Make ``event`` (anything with ``.message.topic``/``.partition``) Faust's current event."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
+class processing:
+    """Make ``event`` (anything with ``.message.topic``/``.partition``) Faust's current event.
+
+    A class rather than a generator context manager: it runs several times per record."""
+
+    __slots__ = ("_event", "_token")
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+        self._token: Token[Any] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _current_event.set(weakref.ref(self._event))
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._token is not None
+        _current_event.reset(self._token)
