@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     worker_scores_max_replaceable: int = Field(default=3000, ge=1)
     # About how much memory (MiB) the agent states kept decoded between batches may take
     # (connector.worker.aggregates.decoded); 0 decodes every state at every batch.
-    worker_scores_cache_mb: int = Field(default=128, ge=0)
+    worker_scores_cache_mb: int = Field(default=64, ge=0)
 
     # Topic creation.
     topic_partitions: int = 6

@@ -3,8 +3,17 @@ back only once a batch is stored, and bounded."""
 
 from __future__ import annotations
 
-from connector.worker.aggregates.decoded import DECODED_PER_STORED_BYTE, DecodedStates
-from connector.worker.aggregates.state import AgentState
+import tracemalloc
+
+import pytest
+
+from connector.worker.aggregates.decoded import DecodedStates, estimated_size
+from connector.worker.aggregates.events import Evaluation
+from connector.worker.aggregates.figures import agent_scores
+from connector.worker.aggregates.state import AgentState, Retention
+
+DAY = 86_400_000
+T0 = 20_000 * DAY
 
 
 def test_a_state_is_used_only_for_the_value_it_stands_for() -> None:
@@ -20,14 +29,14 @@ def test_a_state_is_used_only_for_the_value_it_stands_for() -> None:
 
 def test_the_least_recently_kept_go_first_within_the_budget() -> None:
     value = b"x" * 100
-    kept = DecodedStates(3 * len(value) * DECODED_PER_STORED_BYTE)
+    kept = DecodedStates(3 * estimated_size(value))
     states = {key: AgentState(key.decode()) for key in (b"a", b"b", b"c", b"d")}
     for key in (b"a", b"b", b"c"):
         kept.keep(key, value, states[key])
     kept.keep(b"a", value, states[b"a"])  # used again: now the most recent
     kept.keep(b"d", value, states[b"d"])
     assert len(kept) == 3
-    assert kept.estimated_bytes == 3 * len(value) * DECODED_PER_STORED_BYTE
+    assert kept.estimated_bytes == 3 * estimated_size(value)
     assert kept.take(b"b", value) is None
     assert [kept.take(k, value) for k in (b"a", b"c", b"d")] == [
         states[b"a"],
@@ -40,3 +49,21 @@ def test_no_budget_keeps_nothing() -> None:
     kept = DecodedStates(0)
     kept.keep(b"a", b"v", AgentState("a"))
     assert len(kept) == 0 and kept.take(b"a", b"v") is None
+
+
+@pytest.mark.parametrize("live", [1, 40, 3000])
+def test_the_estimate_is_near_the_memory_a_decoded_state_takes(live: int) -> None:
+    retention = Retention(31 * DAY, 3000)
+    state = AgentState("u1")
+    for i in range(live):
+        event = Evaluation("u1", f"e{i}", T0 + i, float(i % 50), 0.5, "MANUAL", "Care", "Ann")
+        state.apply(event, retention, T0)
+    stored = state.to_bytes()
+    tracemalloc.start()
+    try:
+        decoded = AgentState.from_bytes(stored)
+        agent_scores(decoded)  # the per-day totals a kept state holds too
+        taken, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert 0.6 * taken <= estimated_size(stored) <= 1.5 * taken
