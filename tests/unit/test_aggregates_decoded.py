@@ -51,19 +51,25 @@ def test_no_budget_keeps_nothing() -> None:
     assert len(kept) == 0 and kept.take(b"a", b"v") is None
 
 
-@pytest.mark.parametrize("live", [1, 40, 3000])
-def test_the_estimate_is_near_the_memory_a_decoded_state_takes(live: int) -> None:
+@pytest.mark.parametrize(("live", "copies"), [(1, 200), (40, 50), (3000, 3)])
+def test_the_estimate_is_near_the_memory_a_decoded_state_takes(live: int, copies: int) -> None:
+    """Measured over many copies: what one more kept state costs, not the interpreter's first
+    use of the code."""
     retention = Retention(31 * DAY, 3000)
     state = AgentState("u1")
     for i in range(live):
         event = Evaluation("u1", f"e{i}", T0 + i, float(i % 50), 0.5, "MANUAL", "Care", "Ann")
         state.apply(event, retention, T0)
     stored = state.to_bytes()
+    kept = []
     tracemalloc.start()
     try:
-        decoded = AgentState.from_bytes(stored)
-        agent_scores(decoded)  # the per-day totals a kept state holds too
+        for _ in range(copies):
+            decoded = AgentState.from_bytes(stored)
+            agent_scores(decoded)  # the per-day totals a kept state holds too
+            kept.append(decoded)
         taken, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert 0.6 * taken <= estimated_size(stored) <= 1.5 * taken
+    each = taken / copies
+    assert 0.7 * each <= estimated_size(stored) <= 1.4 * each
