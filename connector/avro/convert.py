@@ -23,6 +23,7 @@ from typing import Any
 
 from connector.avro.errors import EventValidationError, Reason
 from connector.avro.mapping import STRICT_ATTRIBUTE
+from connector.avro.schema_walk import SchemaWalk
 
 Converter = Callable[[Any], Any]
 
@@ -108,34 +109,11 @@ _PRIMITIVES: dict[str, Converter] = {
 }
 
 
-class _Compiler:
-    def __init__(self, namespace: str | None) -> None:
-        self.named: dict[str, Converter] = {}
-        self.namespace = namespace
-
-    def compile(self, schema: Any, namespace: str | None) -> Converter:
-        if isinstance(schema, str):
-            if schema in _PRIMITIVES:
-                return _PRIMITIVES[schema]
-            if schema == "null":
-                return self._null
-            full = schema if "." in schema else f"{namespace}.{schema}" if namespace else schema
-            try:
-                return self.named[full]
-            except KeyError:
-                raise ValueError(f"unknown named type {schema!r}") from None
-        if isinstance(schema, list):
-            return self._union(schema, namespace)
-        kind = schema["type"]
-        if kind == "record":
-            return self._record(schema, namespace)
-        if kind == "enum":
-            return self._enum(schema, namespace)
-        if kind == "array":
-            return self._array(schema, namespace)
-        if isinstance(kind, str) and kind in _PRIMITIVES:
-            return _PRIMITIVES[kind]
-        raise ValueError(f"unsupported Avro type {kind!r}")
+class _Compiler(SchemaWalk[Converter]):
+    def primitive(self, name: str) -> Converter | None:
+        if name == "null":
+            return self._null
+        return _PRIMITIVES.get(name)
 
     @staticmethod
     def _null(value: Any) -> Any:
@@ -143,16 +121,7 @@ class _Compiler:
             return None
         raise _wrong("null", value)
 
-    def _full_name(
-        self, schema: Mapping[str, Any], namespace: str | None
-    ) -> tuple[str, str | None]:
-        name: str = schema["name"]
-        if "." in name:
-            return name, name.rsplit(".", 1)[0]
-        space = schema.get("namespace", namespace)
-        return (f"{space}.{name}" if space else name), space
-
-    def _union(self, branches: list[Any], namespace: str | None) -> Converter:
+    def union(self, branches: list[Any], namespace: str | None) -> Converter:
         non_null = [b for b in branches if b != "null"]
         if len(non_null) != 1 or len(branches) != 2:
             raise ValueError("only [null, T] unions are supported")
@@ -163,8 +132,8 @@ class _Compiler:
 
         return convert
 
-    def _enum(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
-        full, _ = self._full_name(schema, namespace)
+    def enum(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
+        full, _ = self.full_name(schema, namespace)
         symbols = frozenset(schema["symbols"])
         listed = ", ".join(schema["symbols"])
 
@@ -178,7 +147,7 @@ class _Compiler:
         self.named[full] = convert
         return convert
 
-    def _array(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
+    def array(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
         item = self.compile(schema["items"], namespace)
 
         def convert(value: Any) -> Any:
@@ -195,8 +164,8 @@ class _Compiler:
 
         return convert
 
-    def _record(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
-        full, space = self._full_name(schema, namespace)
+    def record(self, schema: Mapping[str, Any], namespace: str | None) -> Converter:
+        full, space = self.full_name(schema, namespace)
         fields: list[tuple[str, Converter, bool]] = []
         strict = schema.get(STRICT_ATTRIBUTE) is False
         names: frozenset[str] = frozenset(f["name"] for f in schema["fields"])
@@ -240,7 +209,7 @@ class _Compiler:
 
 def compile_converter(schema: Mapping[str, Any]) -> Callable[[Any], dict[str, Any]]:
     """A function turning a parsed JSON event into a datum of ``schema`` (a record schema)."""
-    compiler = _Compiler(schema.get("namespace"))
+    compiler = _Compiler()
     root = compiler.compile(schema, schema.get("namespace"))
 
     def convert(value: Any) -> dict[str, Any]:

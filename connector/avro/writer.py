@@ -11,7 +11,8 @@ and arrays as one block then the end marker), which the tests check schema by sc
 
 Supported: every primitive, records, enums, arrays, maps, unions of ``null`` and one other type,
 named references and logical types (written as their underlying type; the datum holds the plain
-value, e.g. epoch milliseconds). Anything else is refused when compiling.
+value, e.g. epoch milliseconds). Anything else is refused when compiling. The schema walk is
+shared with the converter (:mod:`.schema_walk`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+
+from connector.avro.schema_walk import SchemaWalk
 
 Write = Callable[[Any, list[bytes]], None]
 """Appends the encoding of a value to a list of byte strings."""
@@ -94,46 +97,11 @@ _PRIMITIVES: Final[dict[str, Write]] = {
 _END: Final = b"\x00"
 
 
-class _Compiler:
-    def __init__(self) -> None:
-        self.named: dict[str, Write] = {}
+class _Compiler(SchemaWalk[Write]):
+    def primitive(self, name: str) -> Write | None:
+        return _PRIMITIVES.get(name)
 
-    def compile(self, schema: Any, namespace: str | None) -> Write:
-        if isinstance(schema, str):
-            return self._reference(schema, namespace)
-        if isinstance(schema, list):
-            return self._union(schema, namespace)
-        kind = schema["type"]
-        if kind == "record":
-            return self._record(schema, namespace)
-        if kind == "enum":
-            return self._enum(schema, namespace)
-        if kind == "array":
-            return self._array(schema, namespace)
-        if kind == "map":
-            return self._map(schema, namespace)
-        if isinstance(kind, str):  # {"type": "long", "logicalType": ...}: the underlying type
-            return self._reference(kind, namespace)
-        return self.compile(kind, namespace)
-
-    def _reference(self, name: str, namespace: str | None) -> Write:
-        if name in _PRIMITIVES:
-            return _PRIMITIVES[name]
-        for full in (name, f"{namespace}.{name}" if namespace else name):
-            if full in self.named:
-                return self.named[full]
-        raise ValueError(f"unknown Avro type {name!r}")
-
-    def _full_name(
-        self, schema: Mapping[str, Any], namespace: str | None
-    ) -> tuple[str, str | None]:
-        name: str = schema["name"]
-        if "." in name:
-            return name, name.rsplit(".", 1)[0]
-        space = schema.get("namespace", namespace)
-        return (f"{space}.{name}" if space else name), space
-
-    def _union(self, branches: list[Any], namespace: str | None) -> Write:
+    def union(self, branches: list[Any], namespace: str | None) -> Write:
         if len(branches) != 2 or "null" not in branches:
             raise ValueError(f"only unions of null and one type are supported: {branches!r}")
         null_index = branches.index("null")
@@ -149,8 +117,8 @@ class _Compiler:
 
         return write
 
-    def _record(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
-        full, space = self._full_name(schema, namespace)
+    def record(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
+        full, space = self.full_name(schema, namespace)
         fields: list[tuple[str, Write]] = []
 
         def write(value: Mapping[str, Any], out: list[bytes]) -> None:
@@ -161,8 +129,8 @@ class _Compiler:
         fields.extend((f["name"], self.compile(f["type"], space)) for f in schema["fields"])
         return write
 
-    def _enum(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
-        full, _ = self._full_name(schema, namespace)
+    def enum(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
+        full, _ = self.full_name(schema, namespace)
         indexes = {symbol: encode_long(i) for i, symbol in enumerate(schema["symbols"])}
 
         def write(value: str, out: list[bytes]) -> None:
@@ -171,7 +139,7 @@ class _Compiler:
         self.named[full] = write
         return write
 
-    def _array(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
+    def array(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
         item = self.compile(schema["items"], namespace)
 
         def write(value: list[Any], out: list[bytes]) -> None:
@@ -183,7 +151,7 @@ class _Compiler:
 
         return write
 
-    def _map(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
+    def map(self, schema: Mapping[str, Any], namespace: str | None) -> Write:
         item = self.compile(schema["values"], namespace)
 
         def write(value: Mapping[str, Any], out: list[bytes]) -> None:

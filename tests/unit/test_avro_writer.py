@@ -142,7 +142,7 @@ def test_what_is_not_supported_is_refused_when_compiling() -> None:
         compile_writer(
             {"type": "record", "name": "R", "fields": [{"name": "u", "type": ["string", "long"]}]}
         )
-    with pytest.raises(ValueError, match="unknown Avro type"):
+    with pytest.raises(ValueError, match="unknown named type"):
         compile_writer({"type": "record", "name": "R", "fields": [{"name": "u", "type": "Nope"}]})
 
 
