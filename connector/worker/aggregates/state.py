@@ -39,7 +39,7 @@ as they happen) the two clocks agree.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, Generic, TypeVar
@@ -188,9 +188,6 @@ class Section(Generic[C, T]):
 
     def folded_lifetime(self) -> T:
         return self.lifetime if self.lifetime is not None else self.kind.totals()
-
-    def live_contributions(self) -> Iterator[C]:
-        return iter(self.live.values())
 
     def live_days(self) -> Mapping[int, T]:
         """The live contributions totalled per day (of their ``event_ts``), for the figures.
