@@ -5,9 +5,9 @@ fastavro interprets the schema at every write (a dictionary look-up and a type c
 a validation per union branch). :func:`compile_writer` walks the schema once and returns nested
 closures that only write. The datum must already be valid: it comes from
 :func:`~connector.avro.convert.compile_converter` (typed records) or from the connector's own
-figures (``agent_scores``); a value of the wrong type raises ``TypeError``, ``KeyError`` or
-``AttributeError``, never writes wrong bytes silently. The bytes are those fastavro writes (maps
-and arrays as one block then the end marker), which the tests check schema by schema.
+figures (``agent_scores``); a value of the wrong type raises (``TypeError``, ``KeyError``,
+``AttributeError`` or ``struct.error``), it is never written wrong. The bytes are those fastavro
+writes (maps and arrays as one block then the end marker), which the tests check schema by schema.
 
 Supported: every primitive, records, enums, arrays, maps, unions of ``null`` and one other type,
 named references and logical types (written as their underlying type; the datum holds the plain
