@@ -55,7 +55,6 @@ class AgentScoresCodec:
         self, schema: Mapping[str, Any] | None = None, framing: Framing | None = None
     ) -> None:
         self.schema = dict(schema) if schema is not None else load_schema()
-        self._parsed = fastavro.parse_schema(self.schema)
         self._parsed_plain = fastavro.parse_schema(without_logical_types(self.schema))
         self.framing: Framing = framing or SingleObjectFraming({RECORD: self.canonical_form()})
         self._write = compile_writer(self.schema)
