@@ -592,6 +592,27 @@ def uncommitted(bootstrap: str, group: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def wait_raw_committed(
+    deployment: Deployment,
+    worker: WorkerProcess,
+    what: str = "the group to commit every raw record",
+    timeout: float = 30,
+) -> None:
+    """Wait until the worker's group has committed every record of the raw topic; on timeout,
+    say which partitions stay behind and what the worker was doing."""
+    group, topic = deployment.worker_id, deployment.topics.raw
+
+    def behind() -> dict[int, int]:
+        return uncommitted(deployment.bootstrap, group, topic)
+
+    wait_until(
+        lambda: not any(behind().values()),
+        timeout,
+        what,
+        explain=lambda: f"{behind()}\n{worker.diagnosis()}",
+    )
+
+
 def wait_until(
     check: Callable[[], Any],
     timeout: float,
@@ -638,11 +659,5 @@ def process_and_commit(
     workers.append(first)
     produce_evaluations(deployment, 0, per_partition, prefix)
     first.wait_counted(per_partition * deployment.partitions, timeout=WORKER_START_SECONDS)
-    group, topic = deployment.worker_id, deployment.topics.raw
-    wait_until(
-        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
-        30,
-        "the first worker to commit everything",
-        explain=first.diagnosis,
-    )
+    wait_raw_committed(deployment, first, "the first worker to commit everything")
     first.stop()

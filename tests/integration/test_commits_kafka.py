@@ -25,6 +25,7 @@ from tests.processes import (
     WorkerProcess,
     evaluation_body,
     uncommitted,
+    wait_raw_committed,
     wait_until,
 )
 
@@ -113,16 +114,11 @@ def test_a_refused_commit_is_made_again(
     deployment: Deployment, workers: list[WorkerProcess]
 ) -> None:
     worker, _ = _run_until_refused(deployment, workers, keeper=True)
-    group, topic = deployment.worker_id, deployment.topics.raw
-    wait_until(
-        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
-        30,
-        "the group to commit every raw record",
-        explain=worker.diagnosis,
-    )
+    wait_raw_committed(deployment, worker)
     assert worker.retried() >= 1
     assert "committed again offsets Kafka had refused" in worker.log()
     worker.stop()
+    group, topic = deployment.worker_id, deployment.topics.raw
     assert not any(uncommitted(deployment.bootstrap, group, topic).values())
 
 

@@ -29,6 +29,7 @@ from tests.processes import (
     process_and_commit,
     produce_evaluations,
     uncommitted,
+    wait_raw_committed,
     wait_until,
 )
 
@@ -103,14 +104,9 @@ def test_records_read_again_are_committed_past(
     deployment: Deployment, workers: list[WorkerProcess]
 ) -> None:
     worker = _run_until_processed(deployment, workers, acknowledge=True)
-    group, topic = deployment.worker_id, deployment.topics.raw
-    wait_until(
-        lambda: not any(uncommitted(deployment.bootstrap, group, topic).values()),
-        30,
-        "the group to commit every raw record",
-        explain=lambda: f"{uncommitted(deployment.bootstrap, group, topic)}\n{worker.diagnosis()}",
-    )
+    wait_raw_committed(deployment, worker)
     worker.stop()
+    group, topic = deployment.worker_id, deployment.topics.raw
     assert not any(uncommitted(deployment.bootstrap, group, topic).values())
 
 
