@@ -215,7 +215,8 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
     async def partitions_view(self: Any, request: Any) -> Any:
         """``GET /partitions``: what the stall watch sees, for whoever asks why a partition does
         not move (read-only): per input partition the consumer's position, where the log ends,
-        whether Faust asks for it, paused, queues full; and the batches the agents work on."""
+        whether Faust asks for it, paused, queues full, committed and acknowledged offsets;
+        whether a commit round is under way; and the batches the agents work on."""
         try:
             await partitions.refresh()
             views = [dataclasses.asdict(view) for view in partitions.views()]
@@ -227,6 +228,7 @@ def install_stall_watch(app: faust.App, context: WorkerContext) -> None:
             {
                 "settled": None if unsettled_by is None else not unsettled_by,
                 "unsettled_by": unsettled_by,
+                "committing": partitions.committing(),
                 "partitions": views,
                 "batches": [dataclasses.asdict(b) for b in context.batches.working_on()],
             }

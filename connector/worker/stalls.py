@@ -83,6 +83,13 @@ class PartitionView:
     paused: bool
     queues_full: bool
     """An agent queue reading it is at or above its high-pressure mark."""
+    committed: int | None = None
+    """The offset Faust last committed, or found committed when the partition was assigned."""
+    acknowledged: int = 0
+    """Records acknowledged by the agents and not committed yet."""
+    acknowledged_from: int | None = None
+    """The lowest of those. Faust commits nothing while it is more than one past
+    ``committed`` (a hole of records never acknowledged)."""
 
     @property
     def unpositioned(self) -> bool:

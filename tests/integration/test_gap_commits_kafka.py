@@ -105,8 +105,10 @@ def test_records_read_again_are_committed_past(
 ) -> None:
     worker = _run_until_processed(deployment, workers, acknowledge=True)
     wait_raw_committed(deployment, worker)
-    worker.stop()
     group, topic = deployment.worker_id, deployment.topics.raw
+    raw = [v for v in worker.partitions()["partitions"] if v["topic"] == topic]
+    assert {(v["committed"], v["acknowledged"]) for v in raw} == {(BEFORE + AFTER, 0)}, raw
+    worker.stop()
     assert not any(uncommitted(deployment.bootstrap, group, topic).values())
 
 
@@ -120,8 +122,19 @@ def test_without_telling_faust_the_partition_is_never_committed(
         lambda: not any(uncommitted(deployment.bootstrap, group, topic)[p] for p in others),
         30,
         "the other partitions to be committed",
-        explain=worker.diagnosis,
+        explain=lambda: (
+            f"uncommitted {uncommitted(deployment.bootstrap, group, topic)}\n{worker.diagnosis()}"
+        ),
     )
+    # GET /partitions shows why: the partition's records after the hole are acknowledged, and
+    # Faust's commit stands before it.
+    raw = {v["partition"]: v for v in worker.partitions()["partitions"] if v["topic"] == topic}
+    hole = raw[PARTITION]
+    assert BEFORE <= hole["committed"] < BEFORE + WITHHELD, raw
+    assert hole["acknowledged"] > 0 and hole["acknowledged_from"] > hole["committed"] + 1, raw
+    for other in others:
+        assert raw[other]["committed"] == BEFORE + AFTER, raw
+        assert raw[other]["acknowledged"] == 0, raw
     # Never past the withheld records (30 behind, or fewer when a rebalance re-read some of the
     # records before them and Faust saw them acknowledged).
     deadline = time.monotonic() + COMMIT_ROUNDS_SECONDS

@@ -1,17 +1,17 @@
 """The stall watch's eyes and hands on Faust's consumer: partition views and remedies.
 
 :class:`FaustPartitions` reads Faust's and aiokafka's bookkeeping to tell, per input partition,
-the consumer's position, whether Faust asks Kafka for it, whether it is paused and whether its
-agents' queues are full, and applies the remedies the watch decides on
-(:mod:`connector.worker.stalls`): put a dropped partition back into Faust's fetch set, seek an
-unfetched or unpositioned one.
+the consumer's position, whether Faust asks Kafka for it, whether it is paused, whether its
+agents' queues are full and how far its commits have come, and applies the remedies the watch
+decides on (:mod:`connector.worker.stalls`): put a dropped partition back into Faust's fetch set,
+seek an unfetched or unpositioned one.
 
 Patch: faust-streaming issues 629 and 471 (a partition the worker owns left unread for good).
 Private names: ``Consumer._active_partitions``, ``_paused_partitions``, ``_buffered_partitions``,
-``_thread._ensure_consumer()``, aiokafka's ``_fetcher._subscriptions``, the conductor's
-``_tp_index``. Pinned by ``tests/unit/test_stalls.py`` (the views of a real Faust app's consumer)
-and ``tests/integration/test_stalls_kafka.py``. Remove when Faust keeps fetching every assigned
-partition (the watch then only reports).
+``_committed_offset``, ``_acked``, ``_commit_fut``, ``_thread._ensure_consumer()``, aiokafka's
+``_fetcher._subscriptions``, the conductor's ``_tp_index``. Pinned by ``tests/unit/test_stalls.py``
+(the views of a real Faust app's consumer) and ``tests/integration/test_stalls_kafka.py``. Remove
+when Faust keeps fetching every assigned partition (the watch then only reports).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class FaustPartitions:
         for tp in self._inputs():
             queues = [channel.queue for channel in channels_of.get(tp, ())]
             state = _state(consumer, tp)
+            acked = consumer._acked.get(tp, ())
             views.append(
                 PartitionView(
                     topic=tp.topic,
@@ -94,9 +95,18 @@ class FaustPartitions:
                     requested=active is None or tp in active,
                     paused=tp in paused or bool(getattr(state, "paused", False)),
                     queues_full=any(q.qsize() >= q.pressure_high_size for q in queues),
+                    committed=_int_or_none(consumer._committed_offset.get(tp)),
+                    acknowledged=len(acked),
+                    acknowledged_from=min(acked) if acked else None,
                 )
             )
         return views
+
+    def committing(self) -> bool:
+        """A commit round of Faust's consumer is under way (one that never ends stops every
+        later round: nothing is committed any more)."""
+        running = self._app.consumer._commit_fut
+        return running is not None and not running.done()
 
     async def remedy(self, stall: Stall) -> None:
         consumer = self._app.consumer
