@@ -9,9 +9,11 @@ seek an unfetched or unpositioned one.
 Patch: faust-streaming issues 629 and 471 (a partition the worker owns left unread for good).
 Private names: ``Consumer._active_partitions``, ``_paused_partitions``, ``_buffered_partitions``,
 ``_committed_offset``, ``_acked``, ``_commit_fut``, ``_thread._ensure_consumer()``, aiokafka's
-``_fetcher._subscriptions``, the conductor's ``_tp_index``. Pinned by ``tests/unit/test_stalls.py``
-(the views of a real Faust app's consumer) and ``tests/integration/test_stalls_kafka.py``. Remove
-when Faust keeps fetching every assigned partition (the watch then only reports).
+``_fetcher._subscriptions``, the conductor's ``_tp_index``. Pinned by
+``tests/unit/test_stalls.py`` (the views of a real Faust app's consumer),
+``tests/integration/test_stalls_kafka.py`` and ``tests/integration/test_gap_commits_kafka.py`` (the
+commit bookkeeping). Remove when Faust keeps fetching every assigned partition (the watch then only
+reports).
 """
 
 from __future__ import annotations
