@@ -194,10 +194,9 @@ async def test_an_agent_never_waits_for_good_on_a_refetch(caplog: pytest.LogCapt
 
 class _FaustOffsets:
     """faust-streaming's own bookkeeping of acknowledged offsets (``Consumer._new_offset``, the
-    offset its next commit would make, and ``_add_gap``) on the state it keeps per partition."""
+    offset its next commit would make, and ``ack``) on the state it keeps per partition."""
 
     _new_offset = FaustConsumer._new_offset
-    _add_gap = FaustConsumer._add_gap
 
     def __init__(self, assigned: set[TP], committed: dict[TP, int]) -> None:
         self.assigned = assigned
@@ -211,9 +210,13 @@ class _FaustOffsets:
         return self.assigned
 
     def acknowledge(self, tp: TP, *offsets: int) -> None:
-        """What ``Consumer.ack`` records for offsets a stream delivered and acknowledged."""
-        self._acked[tp].extend(offsets)
-        self._acked_index[tp].update(offsets)
+        """What ``Consumer.ack`` records for offsets a stream delivered and acknowledged: each
+        once, none below the committed offset."""
+        committed = self._committed_offset[tp]
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in self._acked_index[tp]:
+                self._acked[tp].append(offset)
+                self._acked_index[tp].add(offset)
 
 
 TAKEN = TP("raw", 1)
@@ -243,8 +246,26 @@ async def test_only_assigned_partitions_and_whole_ranges_are_acknowledged() -> N
     faust.acknowledge(kept, 14, 15, 16)
     await acknowledge(faust, [Record("raw", 0, o, None, None) for o in (10, 11, 13, 12)])
     await acknowledge(faust, [Record("raw", 2, o, None, None) for o in (10, 11)])
-    assert gone not in faust._gap  # its new owner commits it
+    assert gone not in faust._acked  # its new owner commits it
     assert faust._new_offset(kept) == 17
+
+
+async def test_records_read_again_and_delivered_too_are_registered_once() -> None:
+    """A record read again that the stream also delivers (it was only late) is listed once:
+    Faust's next commit passes everything at once."""
+    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})
+    faust.acknowledge(TAKEN, *range(196, 230))  # the stream delivered 196 on, late
+    await acknowledge(faust, [Record("raw", 1, o, None, None) for o in range(192, 204)])
+    faust.acknowledge(TAKEN, *range(200, 204))  # delivered once more after a seek
+    assert sorted(faust._acked[TAKEN]) == list(range(192, 230))
+    assert faust._new_offset(TAKEN) == 230
+
+
+async def test_records_below_the_committed_offset_are_not_registered() -> None:
+    faust = _FaustOffsets({TAKEN}, {TAKEN: 200})
+    await acknowledge(faust, [Record("raw", 1, o, None, None) for o in range(196, 204)])
+    assert sorted(faust._acked[TAKEN]) == list(range(200, 204))
+    assert faust._new_offset(TAKEN) == 204
 
 
 async def test_a_refilled_batch_reports_its_records_read_again_once_processed() -> None:

@@ -10,6 +10,7 @@ worker imports from this package only (``tests/unit/test_worker_patches.py`` che
 - :mod:`.batching`: batches taken from a stream as soon as the agent is free, unacknowledged;
 - :mod:`.gaps`: records a stream skipped at a rebalance, read again and registered as processed;
 - :mod:`.commits`: offset commits Kafka refused at a rebalance but Faust noted as made, redone;
+- :mod:`.dense_offsets`: no offsets taken as skipped by Faust's fetch loop (dense offsets);
 - :mod:`.fetching`: the consumer's fetch size and wait (Faust hard-codes one byte);
 - :mod:`.handover`: fetched records handed to their stream without four asyncio tasks each;
 - :mod:`.flow`: resuming a running flow keeps the records queued for the streams;

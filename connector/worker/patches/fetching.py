@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from connector.worker.patches.dense_offsets import DenseOffsets
 from connector.worker.patches.handover import QuickHandOver
 
 
@@ -50,9 +51,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(QuickHandOver, faust_aiokafka.Consumer):
-    """The worker's consumer: :class:`Fetching`, and records handed over without a task each
-    (:mod:`.handover`)."""
+class _Consumer(DenseOffsets, QuickHandOver, faust_aiokafka.Consumer):
+    """The worker's consumer: :class:`Fetching`, records handed over without a task each
+    (:mod:`.handover`), and no offsets taken as skipped (:mod:`.dense_offsets`)."""
 
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -16,11 +16,12 @@ registers them with Faust's consumer (:func:`acknowledge`), without which Faust 
 the partition past them. Processing is idempotent, so a record that was only late does no harm.
 
 Patch: faust-streaming PR 223 (records of an older consumer generation are skipped and
-acknowledged) and issue 312 (commits across a gap in acknowledgements). Private name:
-``Consumer._add_gap`` (:func:`acknowledge`). Pinned by ``tests/unit/test_gaps.py``,
-``tests/integration/test_gap_commits_kafka.py`` (an injected skip, with a control that shows the
-commits stall without :func:`acknowledge`) and the kill/rebalance reliability tests. Remove when
-faust-streaming delivers, or stops acknowledging, the records it skips at a rebalance.
+acknowledged) and issue 312 (commits across a gap in acknowledgements). Private names:
+``Consumer._acked``, ``_acked_index``, ``_committed_offset`` (:func:`acknowledge`). Pinned by
+``tests/unit/test_gaps.py``, ``tests/integration/test_gap_commits_kafka.py`` (an injected skip,
+with a control that shows the commits stall without :func:`acknowledge`) and the kill/rebalance
+reliability tests. Remove when faust-streaming delivers, or stops acknowledging, the records it
+skips at a rebalance.
 """
 
 from __future__ import annotations
@@ -329,29 +330,20 @@ async def acknowledge(consumer: Any, records: Sequence[Record]) -> None:
     committed one. Records it never delivered (the records before a taken-over partition's first
     delivered offset) leave that hole for good: the partition's committed offset stands still
     however many records are processed after it, and every restart or rebalance processes them
-    all again. Faust fills such holes with offsets it knows will never come (``_add_gap``, for
-    transaction markers), merged into the acknowledged ones at its next commit; records read
-    again are registered the same way once processed, on partitions still assigned (a partition
-    gone meanwhile is committed by its new owner).
+    all again. Records read again are registered once processed, as ``Consumer.ack`` registers a
+    record a stream acknowledged: each offset once (an offset listed twice holds the commits back,
+    see :mod:`.dense_offsets`), none below the committed offset, and only on partitions still
+    assigned (a partition gone meanwhile is committed by its new owner).
     """
     assigned = consumer.assignment()
-    by_partition: dict[tuple[str, int], list[int]] = {}
     for record in records:
-        by_partition.setdefault((record.topic, record.partition), []).append(record.offset)
-    for (topic, partition), offsets in by_partition.items():
-        tp = TP(topic, partition)
+        tp = TP(record.topic, record.partition)
         if tp not in assigned:
             continue
-        for first, last in _ranges(sorted(set(offsets))):
-            await consumer._add_gap(tp, first, last)
-
-
-def _ranges(offsets: Sequence[int]) -> Iterable[tuple[int, int]]:
-    """Consecutive runs of sorted ``offsets`` as (first, last)."""
-    start = previous = offsets[0]
-    for offset in offsets[1:]:
-        if offset != previous + 1:
-            yield start, previous
-            start = offset
-        previous = offset
-    yield start, previous
+        committed = consumer._committed_offset.get(tp)
+        if committed is not None and record.offset < committed:
+            continue
+        registered = consumer._acked_index[tp]
+        if record.offset not in registered:
+            registered.add(record.offset)
+            consumer._acked[tp].append(record.offset)
