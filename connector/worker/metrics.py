@@ -103,8 +103,9 @@ class WorkerMetrics:
             "Input partitions found with records waiting and a position standing still for"
             " WORKER_STALL_SECONDS, by cause (dropped, unfetched, unpositioned: fetched again;"
             " busy: the agents"
-            " are slow or stuck), and agent batches worked on that long (slow_batch)"
-            " (connector.worker.stalls).",
+            " are slow or stuck), agent batches worked on that long (slow_batch), and"
+            " partitions whose committed offset stood still that long while acknowledged"
+            " records waited (uncommitted) (connector.worker.stalls).",
             ["cause"],
             registry=self.registry,
         )

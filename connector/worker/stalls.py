@@ -37,6 +37,13 @@ position is at the log's end, nothing looks stalled. So the watch also looks at 
 agents are working on (:class:`Batches`): one worked on for ``WORKER_STALL_SECONDS`` or longer is
 logged with where the connector's tasks wait and counted (``slow_batch``); nothing is done to it
 (it may be a Kafka write retried while the broker is away, which must go on).
+
+Commits can stand still while the records are read and processed (faust-streaming commits a
+partition only through a run of acknowledged offsets). A partition whose committed offset has not
+moved for ``WORKER_STALL_SECONDS`` while acknowledged records wait, the worker settled, is logged
+with the reason (a hole in the acknowledgements, or a commit round that does not end) and counted
+(``uncommitted``); nothing is done to it. Nothing is lost, but a restart would process everything
+after the committed offset again.
 """
 
 from __future__ import annotations
@@ -68,6 +75,9 @@ class Cause(StrEnum):
     """Records exist but the consumer has no position for the partition: nothing fetches it."""
     SLOW_BATCH = "slow_batch"
     """An agent has worked on one batch for ``stall_seconds`` or longer (:class:`Batches`)."""
+    UNCOMMITTED = "uncommitted"
+    """Records acknowledged, and Faust's committed offset has not moved: a hole in the
+    acknowledgements, or a commit round that does not end."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class StallWatch:
     stall_seconds: float
     clock: Callable[[], float] = time.monotonic
     _since: dict[tuple[str, int], _Since] = field(default_factory=dict)
+    _committed_since: dict[tuple[str, int], _Since] = field(default_factory=dict)
     _unsettled_since: float | None = None
     _unsettled_reported: float | None = None
 
@@ -156,6 +167,7 @@ class StallWatch:
         """The stalls among ``views``. ``settled``: not rebalancing or restoring tables (while
         unsettled, positions legitimately stand still: every clock starts again)."""
         now = self.clock()
+        views = list(views)
         seen: dict[tuple[str, int], _Since] = {}
         stalls: list[Stall] = []
         for view in views:
@@ -179,6 +191,27 @@ class StallWatch:
                 since = _Since(view.position, now)  # report again after another period
             seen[key] = since
         self._since = seen
+        return stalls + self._uncommitted(views, settled, now)
+
+    def _uncommitted(
+        self, views: Iterable[PartitionView], settled: bool, now: float
+    ) -> list[Stall]:
+        """Partitions whose committed offset stood still for a period while acknowledged
+        records waited (Faust commits every few seconds while there are any)."""
+        seen: dict[tuple[str, int], _Since] = {}
+        stalls: list[Stall] = []
+        for view in views:
+            key = (view.topic, view.partition)
+            if not settled or not view.acknowledged:
+                continue
+            since = self._committed_since.get(key)
+            if since is None or since.position != view.committed:
+                since = _Since(view.committed, now)
+            elif now - since.at >= self.stall_seconds:
+                stalls.append(Stall(view, Cause.UNCOMMITTED, now - since.at))
+                since = _Since(view.committed, now)  # report again after another period
+            seen[key] = since
+        self._committed_since = seen
         return stalls
 
 
@@ -237,6 +270,8 @@ class Partitions(Protocol):
 
     def views(self) -> list[PartitionView]: ...
 
+    def committing(self) -> bool: ...
+
     async def remedy(self, stall: Stall) -> None: ...
 
 
@@ -278,6 +313,10 @@ async def check(
     stalls = watch.observe(partitions.views(), not unsettled_by)
     for stall in stalls:
         view = stall.view
+        if stall.cause is Cause.UNCOMMITTED:
+            _report_uncommitted(stall, partitions.committing())
+            on_stall(stall)
+            continue
         log.warning(
             "partition stalled: topic=%s partition=%d position=%s highwater=%s still for %.0f s"
             " cause=%s requested=%s paused=%s queues_full=%s%s",
@@ -339,3 +378,28 @@ def _await_chain(coro: Any, limit: int) -> tuple[list[Any], Any]:
 
 def _where(frame: Any) -> str:
     return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+
+
+def _report_uncommitted(stall: Stall, committing: bool) -> None:
+    view = stall.view
+    if view.committed is not None and (view.acknowledged_from or 0) > view.committed + 1:
+        why = (
+            f"offsets {view.committed}-{(view.acknowledged_from or 0) - 1} were never"
+            " acknowledged, and Faust commits nothing past them"
+        )
+    elif committing:
+        why = "a commit round is under way and has not ended"
+    else:
+        why = "Faust has not committed them"
+    log.warning(
+        "partition commits stand still: topic=%s partition=%d committed=%s for %.0f s with %d"
+        " record(s) acknowledged from offset %s: %s. Nothing is lost; a restart processes the"
+        " records after the committed offset again",
+        view.topic,
+        view.partition,
+        view.committed,
+        stall.seconds,
+        view.acknowledged,
+        view.acknowledged_from,
+        why,
+    )

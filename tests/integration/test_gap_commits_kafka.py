@@ -44,6 +44,9 @@ WITHHELD = 10
 """Of those, how many at the head of ``PARTITION`` Faust never delivers."""
 COMMIT_ROUNDS_SECONDS = 3 * 2.8
 """Three of Faust's commit rounds (``broker_commit_interval``, 2.8 s)."""
+STALL_SECONDS = 6
+"""The skipping worker's ``WORKER_STALL_SECONDS``: its stall watch reports commits standing
+still after that long."""
 
 
 class SkippingWorker(WorkerProcess):
@@ -60,6 +63,7 @@ class SkippingWorker(WorkerProcess):
                 "SKIP_BELOW": str(below),
                 "SKIP_LOG": str(self.skip_log),
                 "GAP_ACKS": "on" if acknowledge else "off",
+                "WORKER_STALL_SECONDS": str(STALL_SECONDS),
             },
         )
 
@@ -135,6 +139,23 @@ def test_without_telling_faust_the_partition_is_never_committed(
     for other in others:
         assert raw[other]["committed"] == BEFORE + AFTER, raw
         assert raw[other]["acknowledged"] == 0, raw
+    # ... and the stall watch reports the partition whose commits stand still, with the hole.
+    wait_until(
+        lambda: metric_total(
+            worker.metrics(), "zoom_worker_partition_stalls_total", cause="uncommitted"
+        ),
+        3 * STALL_SECONDS,
+        "the stall watch to report the commits standing still",
+        explain=worker.diagnosis,
+    )
+    reported = [
+        line
+        for line in worker.log().splitlines()
+        if "commits stand still" in line and f"partition={PARTITION} " in line
+    ]
+    assert reported, worker.tail()
+    assert f"offsets {hole['committed']}-" in reported[0], reported
+    assert "were never acknowledged" in reported[0], reported
     # Never past the withheld records (30 behind, or fewer when a rebalance re-read some of the
     # records before them and Faust saw them acknowledged).
     deadline = time.monotonic() + COMMIT_ROUNDS_SECONDS

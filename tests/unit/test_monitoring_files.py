@@ -63,6 +63,7 @@ def test_the_main_alerts_have_unit_tests() -> None:
         "ZoomConnectorProduceErrors",
         "ZoomConnectorHigh503Ratio",
         "ZoomConnectorSlowAnswers",
+        "ZoomConnectorCommitsStandStill",
     ):
         assert f"alertname: {alert}" in tested, alert
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,7 @@ from connector.worker.stalls import (
     PartitionView,
     Stall,
     StallWatch,
+    check,
     check_batches,
     connector_stacks,
 )
@@ -123,6 +125,106 @@ def test_partitions_are_watched_one_by_one_and_forgotten_when_gone() -> None:
     watch.observe([view(partition=1, position=15)], settled=True)
     clock.now += 10
     assert watch.observe([view(partition=0)], settled=True) == []
+
+
+def committing(
+    committed: int | None, acknowledged: int = 5, first: int | None = None, partition: int = 0
+) -> PartitionView:
+    """A caught-up partition (nothing waits in Kafka) with acknowledged records to commit."""
+    return dataclasses.replace(
+        view(position=20, highwater=20, partition=partition),
+        committed=committed,
+        acknowledged=acknowledged,
+        acknowledged_from=first if first is not None else (committed if acknowledged else None),
+    )
+
+
+def test_commits_standing_still_while_records_are_acknowledged_are_reported_each_period() -> None:
+    clock = Clock()
+    watch = StallWatch(30, clock)
+    assert watch.observe([committing(12, first=22)], settled=True) == []
+    clock.now += 29.9
+    assert watch.observe([committing(12, first=22)], settled=True) == []
+    clock.now += 0.1
+    [stall] = watch.observe([committing(12, first=22)], settled=True)
+    assert (stall.cause, stall.seconds) == (Cause.UNCOMMITTED, 30.0)
+    clock.now += 29
+    assert watch.observe([committing(12, first=22)], settled=True) == []
+    clock.now += 1
+    assert len(watch.observe([committing(12, first=22)], settled=True)) == 1
+
+
+@pytest.mark.parametrize(
+    ("later", "settled"),
+    [
+        (committing(13), True),  # Faust committed meanwhile
+        (committing(12, acknowledged=0), True),  # nothing waits for a commit
+        (committing(12), False),  # rebalancing
+    ],
+)
+def test_commits_that_move_or_have_nothing_to_do_restart_the_clock(
+    later: PartitionView, settled: bool
+) -> None:
+    clock = Clock()
+    watch = StallWatch(10, clock)
+    watch.observe([committing(12)], settled=True)
+    clock.now += 9
+    assert watch.observe([later], settled=settled) == []
+    clock.now += 9
+    assert watch.observe([committing(later.committed)], settled=True) == []
+    clock.now += 10
+    [stall] = watch.observe([committing(later.committed)], settled=True)
+    assert stall.cause is Cause.UNCOMMITTED
+
+
+def test_a_position_stall_and_a_commit_stall_are_told_apart() -> None:
+    clock = Clock()
+    watch = StallWatch(10, clock)
+    both = dataclasses.replace(view(), committed=10, acknowledged=3, acknowledged_from=12)
+    watch.observe([both], settled=True)
+    clock.now += 10
+    stalls = watch.observe([both], settled=True)
+    assert sorted(s.cause for s in stalls) == [Cause.UNCOMMITTED, Cause.UNFETCHED]
+
+
+@pytest.mark.parametrize(
+    ("seen", "committing_now", "reason"),
+    [
+        (committing(12, first=22), False, "offsets 12-21 were never acknowledged"),
+        (committing(12, first=12), True, "a commit round is under way and has not ended"),
+        (committing(12, first=13), False, "Faust has not committed them"),
+    ],
+)
+async def test_a_commit_stall_is_logged_with_its_reason_and_counted_without_a_remedy(
+    seen: PartitionView, committing_now: bool, reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    class _Partitions:
+        remedied: list[Stall] = []
+
+        async def refresh(self) -> None:
+            pass
+
+        def unsettled_by(self) -> list[str]:
+            return []
+
+        def views(self) -> list[PartitionView]:
+            return [seen]
+
+        def committing(self) -> bool:
+            return committing_now
+
+        async def remedy(self, stall: Stall) -> None:
+            self.remedied.append(stall)
+
+    clock, counted = Clock(), []
+    watch, partitions = StallWatch(5, clock), _Partitions()
+    await check(watch, partitions, counted.append)
+    clock.now += 5
+    with caplog.at_level(logging.WARNING):
+        await check(watch, partitions, counted.append)
+    assert [s.cause for s in counted] == [Cause.UNCOMMITTED]
+    assert partitions.remedied == []
+    assert "partition commits stand still" in caplog.text and reason in caplog.text
 
 
 def test_the_period_must_be_positive() -> None:
