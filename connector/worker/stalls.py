@@ -121,12 +121,12 @@ class Stall:
     view: PartitionView
     cause: Cause
     seconds: float
-    """How long the position has stood still."""
+    """How long the position (``uncommitted``: the committed offset) has stood still."""
 
 
 @dataclass
 class _Since:
-    position: int | None
+    value: int | None
     at: float
 
 
@@ -172,24 +172,12 @@ class StallWatch:
         stalls: list[Stall] = []
         for view in views:
             key = (view.topic, view.partition)
-            since = self._since.get(key)
             if not settled or not (view.waiting or view.unpositioned) or view.paused:
                 seen[key] = _Since(view.position, now)
                 continue
-            if since is None or since.position != view.position:
-                since = _Since(view.position, now)
-            elif now - since.at >= self.stall_seconds:
-                if view.position is None:
-                    cause = Cause.UNPOSITIONED
-                elif view.queues_full:
-                    cause = Cause.BUSY
-                elif not view.requested:
-                    cause = Cause.DROPPED
-                else:
-                    cause = Cause.UNFETCHED
-                stalls.append(Stall(view, cause, now - since.at))
-                since = _Since(view.position, now)  # report again after another period
-            seen[key] = since
+            seen[key], seconds = self._still(self._since.get(key), view.position, now)
+            if seconds is not None:
+                stalls.append(Stall(view, _cause(view), seconds))
         self._since = seen
         return stalls + self._uncommitted(views, settled, now)
 
@@ -204,15 +192,34 @@ class StallWatch:
             key = (view.topic, view.partition)
             if not settled or not view.acknowledged:
                 continue
-            since = self._committed_since.get(key)
-            if since is None or since.position != view.committed:
-                since = _Since(view.committed, now)
-            elif now - since.at >= self.stall_seconds:
-                stalls.append(Stall(view, Cause.UNCOMMITTED, now - since.at))
-                since = _Since(view.committed, now)  # report again after another period
-            seen[key] = since
+            seen[key], seconds = self._still(self._committed_since.get(key), view.committed, now)
+            if seconds is not None:
+                stalls.append(Stall(view, Cause.UNCOMMITTED, seconds))
         self._committed_since = seen
         return stalls
+
+    def _still(
+        self, since: _Since | None, value: int | None, now: float
+    ) -> tuple[_Since, float | None]:
+        """A value's clock at ``now``, restarted when the value moved; and, once it has stood
+        still for a whole period, for how long (the clock restarts then too, so it is reported
+        again only after another period)."""
+        if since is None or since.value != value:
+            return _Since(value, now), None
+        if now - since.at >= self.stall_seconds:
+            return _Since(value, now), now - since.at
+        return since, None
+
+
+def _cause(view: PartitionView) -> Cause:
+    """Why a position stands still with records waiting."""
+    if view.position is None:
+        return Cause.UNPOSITIONED
+    if view.queues_full:
+        return Cause.BUSY
+    if not view.requested:
+        return Cause.DROPPED
+    return Cause.UNFETCHED
 
 
 @dataclass(frozen=True)
@@ -381,11 +388,12 @@ def _where(frame: Any) -> str:
 
 
 def _report_uncommitted(stall: Stall, committing: bool) -> None:
-    view = stall.view
-    if view.committed is not None and (view.acknowledged_from or 0) > view.committed + 1:
+    """Log a commit stall with its reason (:attr:`Cause.UNCOMMITTED`)."""
+    view, first = stall.view, stall.view.acknowledged_from
+    if view.committed is not None and first is not None and first > view.committed + 1:
         why = (
-            f"offsets {view.committed}-{(view.acknowledged_from or 0) - 1} were never"
-            " acknowledged, and Faust commits nothing past them"
+            f"offsets {view.committed}-{first - 1} were never acknowledged, and Faust commits"
+            " nothing past them"
         )
     elif committing:
         why = "a commit round is under way and has not ended"
