@@ -8,40 +8,27 @@ and acknowledged.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
-from intervaltree import IntervalTree
 
 from connector.worker.patches.dense_offsets import DenseOffsets
 from connector.worker.patches.fetching import FetchingTransport
+from tests.faust_fakes import FaustOffsets
 
 RAW = TP("raw", 0)
 COMMITTED = 12
 END = 42
 
 
-class _Offsets:
-    """faust-streaming's bookkeeping of a partition's commits (``_new_offset``, its commit check
-    and ``_add_gap``) on the state it keeps per partition."""
-
-    _new_offset = FaustConsumer._new_offset
-    _should_commit = FaustConsumer._should_commit
-    _add_gap = FaustConsumer._add_gap
+class _Offsets(FaustOffsets):
+    """Faust's bookkeeping of the partition (:class:`~tests.faust_fakes.FaustOffsets`)."""
 
     def __init__(self) -> None:
-        self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
-        self._committed_offset[RAW] = COMMITTED
-        self._acked: defaultdict[TP, list[int]] = defaultdict(list)
-        self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
-        self._gap: defaultdict[TP, IntervalTree] = defaultdict(IntervalTree)
+        super().__init__({RAW}, {RAW: COMMITTED})
 
     async def race(self) -> None:
-        """The seek race, then every record acknowledged (as ``Consumer.ack`` records them)."""
+        """The seek race, then every record acknowledged."""
         await self._add_gap(RAW, COMMITTED + 1, 22)
-        self._acked[RAW].extend(range(COMMITTED, END))
-        self._acked_index[RAW].update(range(COMMITTED, END))
+        self.acknowledge(RAW, *range(COMMITTED, END))
 
     def commit_rounds(self, rounds: int) -> list[int]:
         """The offsets Faust's commit rounds would commit, each round as ``_commit_tps`` does."""

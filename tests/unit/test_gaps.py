@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Any
 
 import pytest
-from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
-from intervaltree import IntervalTree
 
 from connector.worker.patches.gaps import (
     Gap,
@@ -22,7 +19,7 @@ from connector.worker.patches.gaps import (
     refill,
     settle,
 )
-from tests.faust_fakes import FakeEvent, FakeMessage
+from tests.faust_fakes import FakeEvent, FakeMessage, FaustOffsets
 
 
 def _event(
@@ -192,40 +189,13 @@ async def test_an_agent_never_waits_for_good_on_a_refetch(caplog: pytest.LogCapt
 # --- the offset commits pass the records read again -------------------------------------------
 
 
-class _FaustOffsets:
-    """faust-streaming's own bookkeeping of acknowledged offsets (``Consumer._new_offset``, the
-    offset its next commit would make, and ``ack``) on the state it keeps per partition."""
-
-    _new_offset = FaustConsumer._new_offset
-
-    def __init__(self, assigned: set[TP], committed: dict[TP, int]) -> None:
-        self.assigned = assigned
-        self._committed_offset: defaultdict[TP, int | None] = defaultdict(lambda: None)
-        self._committed_offset.update(committed)
-        self._acked: defaultdict[TP, list[int]] = defaultdict(list)
-        self._acked_index: defaultdict[TP, set[int]] = defaultdict(set)
-        self._gap: defaultdict[TP, IntervalTree] = defaultdict(IntervalTree)
-
-    def assignment(self) -> set[TP]:
-        return self.assigned
-
-    def acknowledge(self, tp: TP, *offsets: int) -> None:
-        """What ``Consumer.ack`` records for offsets a stream delivered and acknowledged: each
-        once, none below the committed offset."""
-        committed = self._committed_offset[tp]
-        for offset in offsets:
-            if (committed is None or offset >= committed) and offset not in self._acked_index[tp]:
-                self._acked[tp].append(offset)
-                self._acked_index[tp].add(offset)
-
-
 TAKEN = TP("raw", 1)
 
 
 async def test_faust_never_commits_past_records_it_did_not_deliver() -> None:
     """The pinned behaviour: a taken-over partition's commits stand still for good (fails the day
     faust-streaming changes it, and the acknowledgement below may be dropped)."""
-    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})  # the group's committed offset
+    faust = FaustOffsets({TAKEN}, {TAKEN: 192})  # the group's committed offset
     faust.acknowledge(TAKEN, *range(204, 230))  # the stream delivered 204 on; 192-203 read again
     assert faust._new_offset(TAKEN) is None
     faust.acknowledge(TAKEN, *range(230, 260))
@@ -233,7 +203,7 @@ async def test_faust_never_commits_past_records_it_did_not_deliver() -> None:
 
 
 async def test_records_read_again_and_processed_let_the_commits_pass() -> None:
-    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})
+    faust = FaustOffsets({TAKEN}, {TAKEN: 192})
     faust.acknowledge(TAKEN, *range(204, 230))
     again = [Record("raw", 1, o, b"k", b"v") for o in (*range(192, 200), *range(200, 204))]
     await acknowledge(faust, again)
@@ -242,7 +212,7 @@ async def test_records_read_again_and_processed_let_the_commits_pass() -> None:
 
 async def test_only_assigned_partitions_and_whole_ranges_are_acknowledged() -> None:
     kept, gone = TP("raw", 0), TP("raw", 2)
-    faust = _FaustOffsets({kept}, {kept: 10, gone: 10})
+    faust = FaustOffsets({kept}, {kept: 10, gone: 10})
     faust.acknowledge(kept, 14, 15, 16)
     await acknowledge(faust, [Record("raw", 0, o, None, None) for o in (10, 11, 13, 12)])
     await acknowledge(faust, [Record("raw", 2, o, None, None) for o in (10, 11)])
@@ -253,7 +223,7 @@ async def test_only_assigned_partitions_and_whole_ranges_are_acknowledged() -> N
 async def test_records_read_again_and_delivered_too_are_registered_once() -> None:
     """A record read again that the stream also delivers (it was only late) is listed once:
     Faust's next commit passes everything at once."""
-    faust = _FaustOffsets({TAKEN}, {TAKEN: 192})
+    faust = FaustOffsets({TAKEN}, {TAKEN: 192})
     faust.acknowledge(TAKEN, *range(196, 230))  # the stream delivered 196 on, late
     await acknowledge(faust, [Record("raw", 1, o, None, None) for o in range(192, 204)])
     faust.acknowledge(TAKEN, *range(200, 204))  # delivered once more after a seek
@@ -262,7 +232,7 @@ async def test_records_read_again_and_delivered_too_are_registered_once() -> Non
 
 
 async def test_records_below_the_committed_offset_are_not_registered() -> None:
-    faust = _FaustOffsets({TAKEN}, {TAKEN: 200})
+    faust = FaustOffsets({TAKEN}, {TAKEN: 200})
     await acknowledge(faust, [Record("raw", 1, o, None, None) for o in range(196, 204)])
     assert sorted(faust._acked[TAKEN]) == list(range(200, 204))
     assert faust._new_offset(TAKEN) == 204
